@@ -1,2 +1,44 @@
-"""mnist_native: the MNIST neural-network teaching lab at native speed."""
+"""mnist_native: the MNIST neural-network teaching lab at native speed.
+
+``NeuralNetwork`` is the lab's class (same constructor, attributes and methods) with every
+step done by Cython + OpenMP kernels; ``mnist_native.reference`` holds the same network in
+plain NumPy, against which the kernels are tested.
+"""
+from . import _kernels
+from ._threads import available_cpus, resolve_num_threads
+from .history import TrainingHistory
+from .network import NeuralNetwork
+from .plotting import plot_learning_curves
+from .transfer_functions import dsigmoid, dtanh, sigmoid, softmax, tanh
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "NeuralNetwork",
+    "TrainingHistory",
+    "build_info",
+    "plot_learning_curves",
+    "sigmoid",
+    "dsigmoid",
+    "tanh",
+    "dtanh",
+    "softmax",
+]
+
+
+def build_info():
+    """How this copy of mnist_native was built and what it will use.
+
+    Returns
+    -------
+    dict
+        ``version``; ``openmp`` (bool: kernels built with OpenMP); ``max_threads`` (threads a
+        model uses by default: ``OMP_NUM_THREADS`` or the CPUs this process may use, 1 without
+        OpenMP); ``compiler`` (the C compiler that built the kernels).
+    """
+    return {
+        "version": __version__,
+        "openmp": _kernels.OPENMP,
+        "max_threads": resolve_num_threads(None),
+        "compiler": _kernels.COMPILER,
+    }

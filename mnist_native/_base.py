@@ -1,0 +1,246 @@
+"""What the native network and the NumPy reference share: the lab's constructor, weights,
+training loop and ``predict``.  Subclasses supply ``feedforward``/``backpropagate`` (and the
+``_xe`` pair); the loop here only ever calls them through ``self``, so a student's override is
+what runs.
+"""
+import time
+
+import numpy as np
+
+from . import _validation as v
+from .history import TrainingHistory
+from .plotting import plot_learning_curves, show_without_blocking
+from .transfer_functions import dsigmoid, sigmoid
+
+LOSS_NAMES = {False: "MSE", True: "cross-entropy"}
+
+
+def mean_loss(outputs, targets, cross_entropy):
+    """Mean per-sample loss: ||o - y||^2 (MSE) or -sum y log o (cross-entropy, o clipped away
+    from 0 so saturated outputs give a large finite number, not inf or NaN)."""
+    outputs = np.asarray(outputs, dtype=np.float64)
+    targets = np.asarray(targets, dtype=np.float64)
+    if cross_entropy:
+        tiny = np.finfo(np.float64).tiny
+        return float(-np.sum(targets * np.log(np.clip(outputs, tiny, None))) / len(outputs))
+    return float(np.sum((outputs - targets) ** 2) / len(outputs))
+
+
+def percent_correct(outputs, labels):
+    """% of rows whose argmax equals ``labels``."""
+    return 100.0 * np.count_nonzero(np.argmax(outputs, axis=1) == labels) / len(labels)
+
+
+class LabNetwork:
+    """One-hidden-layer network with the lab's interface (see ``mnist_native.NeuralNetwork``)."""
+
+    def __init__(self, input_layer_size, hidden_layer_size, output_layer_size,
+                 transfer_f=sigmoid, transfer_df=dsigmoid, *, dtype=np.float64, seed=None):
+        n_in = v.check_positive_int(input_layer_size, "input_layer_size")
+        n_hidden = v.check_positive_int(hidden_layer_size, "hidden_layer_size")
+        n_out = v.check_positive_int(output_layer_size, "output_layer_size")
+        if not callable(transfer_f) or not callable(transfer_df):
+            raise TypeError("transfer_f and transfer_df must be callables, e.g. sigmoid and dsigmoid")
+        # The lab counts the bias units in the stored sizes.
+        self.input_layer_size = n_in + 1
+        self.hidden_layer_size = n_hidden + 1
+        self.output_layer_size = n_out
+        self.transfer_f = transfer_f
+        self.transfer_df = transfer_df
+        self.dtype = v.check_dtype(dtype)
+        self.rng = np.random.default_rng(seed)
+        self.weights_init()
+
+    # -- weights -------------------------------------------------------------------------
+
+    @property
+    def _w1_shape(self):
+        return (self.input_layer_size, self.hidden_layer_size - 1)
+
+    @property
+    def _w2_shape(self):
+        return (self.hidden_layer_size, self.output_layer_size)
+
+    def weights_init(self, wi=None, wo=None):
+        """Set the given weight matrices (copied), or draw new random ones.
+
+        ``W_input_to_hidden`` ~ normal(0, 1/sqrt(n_in + 1)), shape (n_in + 1, n_hidden);
+        ``W_hidden_to_output`` ~ uniform(0, 1)/sqrt(n_hidden + 1), shape (n_hidden + 1, n_out).
+        Bias weights are the last row of each.
+        """
+        # Check both before setting either, so a bad call leaves the model unchanged.
+        if wi is not None:
+            wi = v.as_weight(wi, "wi (W_input_to_hidden)", self._w1_shape, self.dtype)
+        if wo is not None:
+            wo = v.as_weight(wo, "wo (W_hidden_to_output)", self._w2_shape, self.dtype)
+        if wi is None:
+            scale = 1.0 / np.sqrt(self.input_layer_size)
+            wi = self.rng.normal(0.0, scale, size=self._w1_shape).astype(self.dtype)
+        if wo is None:
+            wo = (self.rng.uniform(0.0, 1.0, size=self._w2_shape)
+                  / np.sqrt(self.hidden_layer_size)).astype(self.dtype)
+        self.W_input_to_hidden = wi
+        self.W_hidden_to_output = wo
+
+    def _weights(self):
+        """Both weight matrices as writable C-contiguous arrays of the model's dtype.
+
+        Students assign these attributes directly (lists, other dtypes): such a value is
+        converted once and stored back, so in-place updates then hit the stored array.
+        """
+        for name, shape in (("W_input_to_hidden", self._w1_shape),
+                            ("W_hidden_to_output", self._w2_shape)):
+            w = getattr(self, name)
+            if not (isinstance(w, np.ndarray) and w.dtype == self.dtype and w.shape == shape
+                    and w.flags.c_contiguous and w.flags.writeable):
+                setattr(self, name, v.as_weight(w, name, shape, self.dtype))
+            elif not np.isfinite(w).all():
+                raise ValueError(f"{name} contains NaN or infinite values")
+        return self.W_input_to_hidden, self.W_hidden_to_output
+
+    def _copy_weights(self):
+        w1, w2 = self._weights()
+        return w1.copy(), w2.copy()
+
+    def _set_weights(self, weights):
+        w1, w2 = self._weights()
+        np.copyto(w1, weights[0])
+        np.copyto(w2, weights[1])
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def _inputs(self, inputs, name="inputs"):
+        return v.as_matrix(inputs, name, self.input_layer_size - 1, self.dtype)
+
+    def _targets(self, targets, name="targets"):
+        return v.as_matrix(targets, name, self.output_layer_size, self.dtype)
+
+    def _backprop_targets(self, targets):
+        """``targets`` checked against the outputs of the last forward pass they must match."""
+        if getattr(self, "o_output", None) is None:
+            raise RuntimeError("backpropagate needs a forward pass first: call "
+                               "feedforward(inputs) (feedforward_xe for backpropagate_xe)")
+        y = self._targets(targets)
+        if len(y) != len(self.o_output):
+            raise ValueError(f"targets has {len(y)} samples but the last forward pass had "
+                             f"{len(self.o_output)}")
+        return y
+
+    def predict(self, test_data):
+        """Number (an int) of samples of ``test_data = (inputs, one-hot targets)`` whose argmax
+        output equals the argmax of their target.  Runs ``self.feedforward``."""
+        inputs, targets = v.check_pair(test_data, "test_data")
+        labels = np.argmax(self._targets(targets, "test_data targets"), axis=1)
+        self.feedforward(inputs)
+        return int(np.count_nonzero(np.argmax(self.o_output, axis=1) == labels))
+
+    # -- training ------------------------------------------------------------------------
+
+    def train(self, data, validation_data, iterations=50, learning_rate=5.0, verbose=False,
+              *, plot=True):
+        """Full-batch gradient descent on the MSE loss, as in the lab.
+
+        Each iteration runs ``feedforward`` on all of ``data = (inputs, one-hot targets)`` and
+        one ``backpropagate``, then measures training and validation accuracy.  The weights
+        with the best validation accuracy (the starting ones included) are kept at the end.
+        Prints ``Training time: <seconds>``; plots the learning curves when ``plot``.  Called
+        again, training continues from the current weights.
+
+        Returns
+        -------
+        TrainingHistory
+        """
+        return self._train(data, validation_data, iterations, learning_rate, verbose, plot,
+                           cross_entropy=False)
+
+    def train_xe(self, data, validation_data, iterations=50, learning_rate=5.0, verbose=False,
+                 *, plot=True):
+        """``train`` with a softmax output and the cross-entropy loss
+        (``feedforward_xe``/``backpropagate_xe``)."""
+        return self._train(data, validation_data, iterations, learning_rate, verbose, plot,
+                           cross_entropy=True)
+
+    def _train(self, data, validation_data, iterations, learning_rate, verbose, plot,
+               cross_entropy):
+        iterations = v.check_iterations(iterations)
+        learning_rate = v.check_learning_rate(learning_rate)
+        inputs, targets = v.check_pair(data, "data")
+        val_inputs, val_targets = v.check_pair(validation_data, "validation_data")
+        # Checked up front so bad data fails before any weight moves.
+        self._inputs(inputs, "data inputs")
+        targets_arr = self._targets(targets, "data targets")
+        self._inputs(val_inputs, "validation_data inputs")
+        labels = np.argmax(targets_arr, axis=1)
+        val_labels = np.argmax(self._targets(val_targets, "validation_data targets"), axis=1)
+        self._weights()
+
+        history = TrainingHistory(LOSS_NAMES[cross_entropy], 0.0)
+        start = time.perf_counter()
+        steps = self._training_steps(inputs, targets, val_inputs, learning_rate, cross_entropy)
+        self._train_loop(history, start, steps, targets_arr, labels, val_labels, iterations,
+                         verbose, cross_entropy)
+        print("Training time:", history.total_seconds if history.seconds
+              else time.perf_counter() - start)
+        if plot and history.iterations:
+            title = f"Training and validation accuracies ({history.loss_name})"
+            show_without_blocking(plot_learning_curves(history, title))
+        return history
+
+    def _training_steps(self, inputs, targets, val_inputs, learning_rate, cross_entropy):
+        """(forward on the training data, forward on the validation data, one gradient step),
+        each leaving its outputs in ``self.o_output``.
+
+        Here they go through ``self``'s methods with the data exactly as the caller gave it
+        (the lab's lists), so a student's override is what runs; the native class swaps in
+        preallocated kernel calls when nothing is overridden.
+        """
+        feedforward = self.feedforward_xe if cross_entropy else self.feedforward
+        backpropagate = self.backpropagate_xe if cross_entropy else self.backpropagate
+        return (lambda: feedforward(inputs), lambda: feedforward(val_inputs),
+                lambda: backpropagate(targets, learning_rate))
+
+    def _record(self, history, start, train_acc, loss, val_acc, verbose, iterations):
+        """Add one iteration to ``history``; True when its weights are the best so far."""
+        history.train_accuracy.append(train_acc)
+        history.loss.append(loss)
+        history.validation_accuracy.append(val_acc)
+        history.seconds.append(time.perf_counter() - start)
+        if verbose:
+            print(f"[Iteration {history.iterations:3d}/{iterations}]  "
+                  f"Training accuracy: {train_acc:6.2f} %  Validation accuracy: {val_acc:6.2f} %  "
+                  f"{history.loss_name}: {loss:.5f}  time: {history.seconds[-1]:.2f} s")
+        if val_acc > history.best_validation_accuracy:
+            history.best_validation_accuracy = val_acc
+            history.best_iteration = history.iterations
+            return True
+        return False
+
+    def _train_loop(self, history, start, steps, targets, labels, val_labels, iterations,
+                    verbose, cross_entropy):
+        """Full-batch gradient descent, keeping the best-validation weights.
+
+        One training forward pass per iteration: the pass that starts iteration t + 1 also
+        measures the weights after iteration t (one extra pass after the last iteration).
+        """
+        forward_train, forward_val, gradient_step = steps
+
+        def val_accuracy():
+            forward_val()
+            return percent_correct(self.o_output, val_labels)
+
+        history.initial_validation_accuracy = val_accuracy()
+        history.best_validation_accuracy = history.initial_validation_accuracy
+        best = self._copy_weights()
+        pending_val = None
+        for it in range(iterations + 1):
+            forward_train()
+            if pending_val is not None:  # measures the weights after the previous iteration
+                train_acc = percent_correct(self.o_output, labels)
+                loss = mean_loss(self.o_output, targets, cross_entropy)
+                if self._record(history, start, train_acc, loss, pending_val, verbose, iterations):
+                    best = self._copy_weights()
+            if it == iterations:
+                break
+            gradient_step()
+            pending_val = val_accuracy()
+        self._set_weights(best)

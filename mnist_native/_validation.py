@@ -1,0 +1,100 @@
+"""Input checks shared by every entry point: each bad input gets an exception naming it.
+
+Everything the native kernels assume (2-D, C-contiguous, the model's dtype, finite, non-empty,
+the right width) is established here, before any ``nogil`` code runs.
+"""
+import numbers
+
+import numpy as np
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_dtype(dtype):
+    """The model's dtype as an ``np.dtype``: float32 or float64, else ``TypeError``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from exc
+    if dt not in SUPPORTED_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def check_positive_int(value, name):
+    """``value`` as an int >= 1 (bools refused), else ``TypeError``/``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return int(value)
+
+
+def check_iterations(value):
+    """Iteration count: an int >= 0 (0 trains nothing and only evaluates)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"iterations must be an integer, got {value!r}")
+    if value < 0:
+        raise ValueError(f"iterations must be >= 0, got {value}")
+    return int(value)
+
+
+def check_learning_rate(value):
+    """A finite learning rate > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"learning_rate must be a number, got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"learning_rate must be a finite number > 0, got {value}")
+    return float(value)
+
+
+def as_matrix(values, name, n_columns, dtype):
+    """``values`` (a list of equal-length lists, or any array-like) as a C-contiguous 2-D array.
+
+    Returns the input itself when it already is one of the right dtype, so arrays pass without
+    a copy; read-only arrays stay read-only (the kernels never write their inputs).
+    """
+    try:
+        arr = np.asarray(values, dtype=dtype)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(
+            f"{name} must be a 2-D array or a list of equal-length lists of numbers; "
+            f"converting it failed: {exc}"
+        ) from exc
+    if arr.ndim != 2:
+        hint = " (for one sample, wrap it in a list: [x])" if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (samples x features), got shape {arr.shape}{hint}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it needs at least one sample")
+    if arr.shape[1] != n_columns:
+        raise ValueError(f"{name} must have {n_columns} columns per sample, got {arr.shape[1]}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return np.ascontiguousarray(arr)
+
+
+def as_weight(values, name, shape, dtype):
+    """A weight matrix as a fresh, writable, C-contiguous array of ``shape`` and ``dtype``."""
+    try:
+        arr = np.array(values, dtype=dtype, order="C", copy=True)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name} must be a {shape[0]} x {shape[1]} array of numbers: {exc}") from exc
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+def check_pair(data, name):
+    """A lab data pair ``(inputs, targets)`` with as many targets as inputs."""
+    if isinstance(data, (str, bytes)) or not hasattr(data, "__len__") or len(data) != 2:
+        raise TypeError(f"{name} must be a pair (inputs, targets), got {type(data).__name__}")
+    inputs, targets = data[0], data[1]
+    if len(inputs) != len(targets):
+        raise ValueError(
+            f"{name}: {len(inputs)} inputs but {len(targets)} targets; they must match"
+        )
+    if len(inputs) == 0:
+        raise ValueError(f"{name} is empty: it needs at least one sample")
+    return inputs, targets

@@ -1,0 +1,199 @@
+"""``NeuralNetwork``: the lab's class, with every step done by the native kernels."""
+import numpy as np
+
+from . import _kernels as k
+from . import _validation as v
+from ._base import LabNetwork
+from ._threads import resolve_num_threads
+from .transfer_functions import dsigmoid, dtanh, sigmoid, tanh
+
+# Transfer pairs the kernels compute themselves; any other pair runs through NumPy calls.
+NATIVE_ACTIVATIONS = {(sigmoid, dsigmoid): k.ACT_SIGMOID, (tanh, dtanh): k.ACT_TANH}
+
+
+class Workspace:
+    """Every array one forward + backward pass over ``batch`` samples writes, allocated once.
+
+    Attribute names are the lab's (``input``, ``u_hidden``, ``o_hidden``, ``u_output``,
+    ``o_output``) plus the two deltas and the per-thread scratch the kernels sum in.
+    """
+
+    def __init__(self, batch, n_in, n_hidden, n_out, dtype, n_threads):
+        self.input = np.empty((batch, n_in + 1), dtype=dtype)
+        self.input[:, n_in] = 1  # the bias input; the kernels never write it
+        self.u_hidden = np.empty((batch, n_hidden), dtype=dtype)
+        self.o_hidden = np.empty((batch, n_hidden + 1), dtype=dtype)
+        self.u_output = np.empty((batch, n_out), dtype=dtype)
+        self.o_output = np.empty((batch, n_out), dtype=dtype)
+        self.delta_output = np.empty((batch, n_out), dtype=dtype)
+        self.delta_hidden = np.empty((batch, n_hidden), dtype=dtype)
+        width = max(n_hidden, n_out, k.update_scratch_width(max(n_hidden, n_out)))
+        self.scratch = np.empty((n_threads, width), dtype=np.float64)
+
+    def load(self, x):
+        """Copy the (batch, n_in) inputs in front of the bias column."""
+        self.input[:, :-1] = x
+
+
+class NeuralNetwork(LabNetwork):
+    """The lab's one-hidden-layer network, computed by native (Cython + OpenMP) kernels.
+
+    Parameters
+    ----------
+    input_layer_size, hidden_layer_size, output_layer_size : int
+        Units per layer, bias not counted (the stored ``*_layer_size`` attributes count it,
+        as in the lab).
+    transfer_f, transfer_df : callable
+        The hidden/output transfer function and its derivative (taking the activation u).
+        ``sigmoid``/``dsigmoid`` (default) and ``tanh``/``dtanh`` run natively; any other
+        pair works too, applied through NumPy between native matrix products.
+    dtype : float64 (default) or float32, keyword-only
+        Precision of weights and activations; sums are always kept in double.
+    num_threads : int or None, keyword-only
+        Threads for the kernels.  None: ``OMP_NUM_THREADS`` if set, else the CPUs this process
+        may use.  Results are bit-identical for any value.
+    seed : int, np.random.Generator or None, keyword-only
+        Seed of the random initialisation (None: fresh entropy).
+
+    Attributes set by ``feedforward``: ``input`` (batch, n_in + 1; last column 1),
+    ``u_hidden`` (batch, n_hidden), ``o_hidden`` (batch, n_hidden + 1; last column 1),
+    ``u_output`` and ``o_output`` (batch, n_out).
+    """
+
+    def __init__(self, input_layer_size, hidden_layer_size, output_layer_size,
+                 transfer_f=sigmoid, transfer_df=dsigmoid, *, dtype=np.float64,
+                 num_threads=None, seed=None):
+        self.num_threads = resolve_num_threads(num_threads)
+        super().__init__(input_layer_size, hidden_layer_size, output_layer_size, transfer_f,
+                         transfer_df, dtype=dtype, seed=seed)
+
+    @property
+    def _activation(self):
+        """The kernels' code for the transfer pair, or None to apply it through NumPy."""
+        return NATIVE_ACTIVATIONS.get((self.transfer_f, self.transfer_df))
+
+    def _workspace(self, batch):
+        return Workspace(batch, self.input_layer_size - 1, self.hidden_layer_size - 1,
+                         self.output_layer_size, self.dtype, self.num_threads)
+
+    # -- the kernels, on a workspace -----------------------------------------------------
+
+    def _forward(self, ws, softmax):
+        """Both layers on ``ws.input``; publishes ``ws``'s arrays as the lab's attributes."""
+        w1, w2 = self._weights()
+        act = self._activation
+        nt = self.num_threads
+        k.affine_forward(ws.u_hidden, ws.o_hidden, ws.input, w1, ws.scratch,
+                         k.ACT_IDENTITY if act is None else act, nt)
+        if act is None:
+            ws.o_hidden[:, :-1] = self.transfer_f(ws.u_hidden)
+        out_act = k.ACT_SOFTMAX if softmax else (k.ACT_IDENTITY if act is None else act)
+        k.affine_forward(ws.u_output, ws.o_output, ws.o_hidden, w2, ws.scratch, out_act, nt)
+        if out_act == k.ACT_IDENTITY:
+            ws.o_output[:] = self.transfer_f(ws.u_output)
+        self.input, self.u_hidden, self.o_hidden = ws.input, ws.u_hidden, ws.o_hidden
+        self.u_output, self.o_output = ws.u_output, ws.o_output
+
+    def _backward(self, ws, y, learning_rate, cross_entropy):
+        """One gradient step from the forward pass held in ``ws``."""
+        w1, w2 = self._weights()
+        act = self._activation
+        nt = self.num_threads
+        if act is not None:
+            loss = k.LOSS_XE if cross_entropy else k.LOSS_MSE
+            k.output_delta(ws.delta_output, ws.o_output, y, loss, act, nt)
+            k.hidden_delta(ws.delta_hidden, ws.delta_output, w2, ws.o_hidden, act, nt)
+        else:
+            if cross_entropy:
+                ws.delta_output[:] = ws.o_output - y
+            else:
+                ws.delta_output[:] = 2 * (ws.o_output - y) * self.transfer_df(ws.u_output)
+            ws.delta_hidden[:] = (ws.delta_output @ w2[:-1].T) * self.transfer_df(ws.u_hidden)
+        step = learning_rate / len(y)
+        k.weight_update(w2, ws.o_hidden, ws.delta_output, step, ws.scratch, nt)
+        k.weight_update(w1, ws.input, ws.delta_hidden, step, ws.scratch, nt)
+
+    # -- the lab's methods ---------------------------------------------------------------
+
+    def feedforward(self, inputs):
+        """Forward pass with ``transfer_f`` at both layers.
+
+        ``inputs``: (batch, n_in) array or list of ``n_in``-float lists.  Sets ``input``,
+        ``u_hidden``, ``o_hidden``, ``u_output`` and ``o_output``.
+        """
+        self._feedforward(inputs, softmax=False)
+
+    def feedforward_xe(self, inputs):
+        """Forward pass with a softmax output layer (for the cross-entropy loss)."""
+        self._feedforward(inputs, softmax=True)
+
+    def _feedforward(self, inputs, softmax):
+        x = self._inputs(inputs)
+        self._weights()
+        ws = self._workspace(len(x))
+        ws.load(x)
+        self._forward(ws, softmax)
+        self._last = ws
+
+    def backpropagate(self, targets, learning_rate=5.0):
+        """One gradient step on the mean MSE of the last ``feedforward``.
+
+        ``targets``: (batch, n_out), the batch of that forward pass.
+        """
+        self._backpropagate(targets, learning_rate, cross_entropy=False)
+
+    def backpropagate_xe(self, targets, learning_rate=5.0):
+        """One gradient step on the mean cross-entropy of the last ``feedforward_xe``."""
+        self._backpropagate(targets, learning_rate, cross_entropy=True)
+
+    def _backpropagate(self, targets, learning_rate, cross_entropy):
+        learning_rate = v.check_learning_rate(learning_rate)
+        y = self._backprop_targets(targets)
+        self._weights()
+        self._backward(self._state_workspace(), y, learning_rate, cross_entropy)
+
+    def _state_workspace(self):
+        """A workspace holding the lab's attributes as they are now.
+
+        Usually the last forward pass's own workspace; when code has replaced those
+        attributes (a student's subclass sets ``self.input`` itself), they are copied in,
+        checked, so the kernels get C-contiguous arrays of the model's dtype.
+        """
+        ws = getattr(self, "_last", None)
+        names = ("input", "u_hidden", "o_hidden", "u_output", "o_output")
+        if ws is not None and all(getattr(self, n) is getattr(ws, n) for n in names):
+            return ws
+        batch = len(self.o_output)
+        ws = self._workspace(batch)
+        for name in names:
+            target = getattr(ws, name)
+            value = v.as_matrix(getattr(self, name), name, target.shape[1], self.dtype)
+            if len(value) != batch:
+                raise ValueError(f"{name} has {len(value)} rows, o_output has {batch}")
+            target[:] = value
+        return ws
+
+    # -- training ------------------------------------------------------------------------
+
+    def _overrides(self, *names):
+        """Whether a subclass overrides any of these methods."""
+        return any(getattr(type(self), n) is not getattr(NeuralNetwork, n) for n in names)
+
+    def _training_steps(self, inputs, targets, val_inputs, learning_rate, cross_entropy):
+        """Preallocated kernel calls when the lab's methods are this class's own: inputs
+        converted once, buffers allocated once per ``train`` call."""
+        if cross_entropy:
+            mine = not self._overrides("feedforward_xe", "backpropagate_xe")
+        else:
+            mine = not self._overrides("feedforward", "backpropagate")
+        if not mine:
+            return super()._training_steps(inputs, targets, val_inputs, learning_rate,
+                                           cross_entropy)
+        train_ws = self._workspace(len(inputs))
+        train_ws.load(self._inputs(inputs, "data inputs"))
+        val_ws = self._workspace(len(val_inputs))
+        val_ws.load(self._inputs(val_inputs, "validation_data inputs"))
+        y = self._targets(targets, "data targets")
+        return (lambda: self._forward(train_ws, cross_entropy),
+                lambda: self._forward(val_ws, cross_entropy),
+                lambda: self._backward(train_ws, y, learning_rate, cross_entropy))
