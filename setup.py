@@ -100,13 +100,17 @@ def extensions():
         "initializedcheck": DEBUG,
         "cdivision": True,
     }
-    ext = Extension(
-        "mnist_native._kernels",
-        ["src/_kernels.pyx"],
-        include_dirs=[np.get_include(), "src"],
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
-    return cythonize([ext], compiler_directives=directives, compile_time_env={"DEBUG": DEBUG})
+    exts = [
+        Extension(
+            f"mnist_native.{name}",
+            [f"src/{name}.pyx"],
+            include_dirs=[np.get_include(), "src"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+            depends=["src/platform.h", "src/fused.h", "src/fused_body.h"],
+        )
+        for name in ("_kernels", "_train")
+    ]
+    return cythonize(exts, compiler_directives=directives, compile_time_env={"DEBUG": DEBUG})
 
 
 setup(ext_modules=extensions(), cmdclass={"build_ext": BuildExt})

@@ -4,7 +4,7 @@
 step done by Cython + OpenMP kernels; ``mnist_native.reference`` holds the same network in
 plain NumPy, against which the kernels are tested.
 """
-from . import _kernels
+from . import _fused, _kernels
 from ._threads import available_cpus, resolve_num_threads
 from .history import TrainingHistory
 from .network import NeuralNetwork
@@ -34,11 +34,15 @@ def build_info():
     dict
         ``version``; ``openmp`` (bool: kernels built with OpenMP); ``max_threads`` (threads a
         model uses by default: ``OMP_NUM_THREADS`` or the CPUs this process may use, 1 without
-        OpenMP); ``compiler`` (the C compiler that built the kernels).
+        OpenMP); ``compiler`` (the C compiler that built the kernels); ``simd`` (the
+        instruction-set variant of the training kernels in use: ``"avx2+fma"`` or
+        ``"baseline"``, chosen at import from the CPU, ``MNIST_NATIVE_SIMD=baseline`` forcing
+        the latter).
     """
     return {
         "version": __version__,
         "openmp": _kernels.OPENMP,
         "max_threads": resolve_num_threads(None),
         "compiler": _kernels.COMPILER,
+        "simd": _fused.SIMD,
     }

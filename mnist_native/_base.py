@@ -137,70 +137,68 @@ class LabNetwork:
     # -- training ------------------------------------------------------------------------
 
     def train(self, data, validation_data, iterations=50, learning_rate=5.0, verbose=False,
-              *, plot=True):
-        """Full-batch gradient descent on the MSE loss, as in the lab.
+              *, plot=True, batch_size=None, shuffle=True):
+        """Gradient descent on the MSE loss, as in the lab.
 
-        Each iteration runs ``feedforward`` on all of ``data = (inputs, one-hot targets)`` and
-        one ``backpropagate``, then measures training and validation accuracy.  The weights
-        with the best validation accuracy (the starting ones included) are kept at the end.
-        Prints ``Training time: <seconds>``; plots the learning curves when ``plot``.  Called
-        again, training continues from the current weights.
+        Full batch (``batch_size=None``, the lab's behaviour): each iteration runs
+        ``feedforward`` on all of ``data = (inputs, one-hot targets)`` and one
+        ``backpropagate``, then measures training and validation accuracy.  With a
+        ``batch_size``, an iteration is one epoch of mini-batch steps over ``data``, in an
+        order drawn from the model's seed when ``shuffle``.  The weights with the best
+        validation accuracy (the starting ones included) are kept at the end.  Prints
+        ``Training time: <seconds>``; plots the learning curves when ``plot`` (never
+        blocking).  Called again, training continues from the current weights.
 
         Returns
         -------
         TrainingHistory
         """
         return self._train(data, validation_data, iterations, learning_rate, verbose, plot,
-                           cross_entropy=False)
+                           batch_size, shuffle, cross_entropy=False)
 
     def train_xe(self, data, validation_data, iterations=50, learning_rate=5.0, verbose=False,
-                 *, plot=True):
+                 *, plot=True, batch_size=None, shuffle=True):
         """``train`` with a softmax output and the cross-entropy loss
         (``feedforward_xe``/``backpropagate_xe``)."""
         return self._train(data, validation_data, iterations, learning_rate, verbose, plot,
-                           cross_entropy=True)
+                           batch_size, shuffle, cross_entropy=True)
 
     def _train(self, data, validation_data, iterations, learning_rate, verbose, plot,
-               cross_entropy):
+               batch_size, shuffle, cross_entropy):
         iterations = v.check_iterations(iterations)
         learning_rate = v.check_learning_rate(learning_rate)
         inputs, targets = v.check_pair(data, "data")
         val_inputs, val_targets = v.check_pair(validation_data, "validation_data")
-        # Checked up front so bad data fails before any weight moves.
-        self._inputs(inputs, "data inputs")
-        targets_arr = self._targets(targets, "data targets")
-        self._inputs(val_inputs, "validation_data inputs")
-        labels = np.argmax(targets_arr, axis=1)
-        val_labels = np.argmax(self._targets(val_targets, "validation_data targets"), axis=1)
+        if batch_size is not None:
+            batch_size = min(v.check_positive_int(batch_size, "batch_size"), len(inputs))
+        # Everything is checked before any weight moves.
+        data_arrays = (self._inputs(inputs, "data inputs"), self._targets(targets, "data targets"))
+        val_arrays = (self._inputs(val_inputs, "validation_data inputs"),
+                      self._targets(val_targets, "validation_data targets"))
         self._weights()
 
         history = TrainingHistory(LOSS_NAMES[cross_entropy], 0.0)
         start = time.perf_counter()
-        steps = self._training_steps(inputs, targets, val_inputs, learning_rate, cross_entropy)
-        self._train_loop(history, start, steps, targets_arr, labels, val_labels, iterations,
-                         verbose, cross_entropy)
-        print("Training time:", history.total_seconds if history.seconds
-              else time.perf_counter() - start)
+        trainer = self._trainer((inputs, targets), (val_inputs, val_targets), data_arrays,
+                                val_arrays, learning_rate, cross_entropy, batch_size)
+        self._train_loop(trainer, history, start, iterations, batch_size, shuffle, verbose)
+        print("Training time:", time.perf_counter() - start)
         if plot and history.iterations:
             title = f"Training and validation accuracies ({history.loss_name})"
             show_without_blocking(plot_learning_curves(history, title))
         return history
 
-    def _training_steps(self, inputs, targets, val_inputs, learning_rate, cross_entropy):
-        """(forward on the training data, forward on the validation data, one gradient step),
-        each leaving its outputs in ``self.o_output``.
+    def _trainer(self, data, validation_data, data_arrays, val_arrays, learning_rate,
+                 cross_entropy, batch_size):
+        """What runs the training steps: here, ``self``'s methods (the native class swaps in
+        fused kernels when they are its own)."""
+        return MethodTrainer(self, data, validation_data, data_arrays, val_arrays,
+                             learning_rate, cross_entropy)
 
-        Here they go through ``self``'s methods with the data exactly as the caller gave it
-        (the lab's lists), so a student's override is what runs; the native class swaps in
-        preallocated kernel calls when nothing is overridden.
-        """
-        feedforward = self.feedforward_xe if cross_entropy else self.feedforward
-        backpropagate = self.backpropagate_xe if cross_entropy else self.backpropagate
-        return (lambda: feedforward(inputs), lambda: feedforward(val_inputs),
-                lambda: backpropagate(targets, learning_rate))
-
-    def _record(self, history, start, train_acc, loss, val_acc, verbose, iterations):
-        """Add one iteration to ``history``; True when its weights are the best so far."""
+    def _record(self, history, start, train, val_acc, verbose, iterations):
+        """Add one iteration's (accuracy, loss) and validation accuracy to ``history``;
+        True when its weights are the best so far."""
+        train_acc, loss = train
         history.train_accuracy.append(train_acc)
         history.loss.append(loss)
         history.validation_accuracy.append(val_acc)
@@ -215,32 +213,88 @@ class LabNetwork:
             return True
         return False
 
-    def _train_loop(self, history, start, steps, targets, labels, val_labels, iterations,
-                    verbose, cross_entropy):
-        """Full-batch gradient descent, keeping the best-validation weights.
+    def _train_loop(self, trainer, history, start, iterations, batch_size, shuffle, verbose):
+        """Run ``iterations`` iterations (epochs, with a batch size), keeping the best weights.
 
-        One training forward pass per iteration: the pass that starts iteration t + 1 also
-        measures the weights after iteration t (one extra pass after the last iteration).
+        Full batch: one training forward pass per iteration; the pass that starts iteration
+        t + 1 also measures the weights after iteration t (one extra pass at the end).
         """
-        forward_train, forward_val, gradient_step = steps
-
-        def val_accuracy():
-            forward_val()
-            return percent_correct(self.o_output, val_labels)
-
-        history.initial_validation_accuracy = val_accuracy()
+        history.initial_validation_accuracy = trainer.measure_validation()
         history.best_validation_accuracy = history.initial_validation_accuracy
-        best = self._copy_weights()
+        best = trainer.snapshot()
         pending_val = None
-        for it in range(iterations + 1):
-            forward_train()
-            if pending_val is not None:  # measures the weights after the previous iteration
-                train_acc = percent_correct(self.o_output, labels)
-                loss = mean_loss(self.o_output, targets, cross_entropy)
-                if self._record(history, start, train_acc, loss, pending_val, verbose, iterations):
-                    best = self._copy_weights()
-            if it == iterations:
-                break
-            gradient_step()
-            pending_val = val_accuracy()
-        self._set_weights(best)
+        for _ in range(iterations):
+            if batch_size is None:
+                measured = trainer.full_batch_step()  # of the weights before this step
+                if pending_val is not None and self._record(history, start, measured,
+                                                            pending_val, verbose, iterations):
+                    best = trainer.snapshot()
+                pending_val = trainer.measure_validation()
+            else:
+                n = trainer.n_samples
+                order = self.rng.permutation(n) if shuffle else np.arange(n)
+                trainer.epoch(order, batch_size)
+                if self._record(history, start, trainer.measure_training(),
+                                trainer.measure_validation(), verbose, iterations):
+                    best = trainer.snapshot()
+        if pending_val is not None and self._record(history, start, trainer.measure_training(),
+                                                    pending_val, verbose, iterations):
+            best = trainer.snapshot()
+        trainer.restore(best)
+
+
+class MethodTrainer:
+    """Training steps through the model's own methods, with the data exactly as the caller
+    gave it (the lab's lists), so a student's override is what runs."""
+
+    def __init__(self, model, data, validation_data, data_arrays, val_arrays, learning_rate,
+                 cross_entropy):
+        self.model = model
+        self.forward = model.feedforward_xe if cross_entropy else model.feedforward
+        self.backward = model.backpropagate_xe if cross_entropy else model.backpropagate
+        self.inputs, self.targets = data
+        self.val_inputs = validation_data[0]
+        self.target_array = data_arrays[1]
+        self.labels = np.argmax(data_arrays[1], axis=1)
+        self.val_labels = np.argmax(val_arrays[1], axis=1)
+        self.n_samples = len(self.labels)
+        self.learning_rate = learning_rate
+        self.cross_entropy = cross_entropy
+
+    def _measure(self):
+        out = self.model.o_output
+        return (percent_correct(out, self.labels),
+                mean_loss(out, self.target_array, self.cross_entropy))
+
+    def full_batch_step(self):
+        self.forward(self.inputs)
+        measured = self._measure()
+        self.backward(self.targets, self.learning_rate)
+        return measured
+
+    def epoch(self, order, batch_size):
+        for begin in range(0, len(order), batch_size):
+            idx = order[begin:begin + batch_size]
+            self.forward(take(self.inputs, idx))
+            self.backward(take(self.targets, idx), self.learning_rate)
+
+    def measure_training(self):
+        self.forward(self.inputs)
+        return self._measure()
+
+    def measure_validation(self):
+        self.forward(self.val_inputs)
+        return percent_correct(self.model.o_output, self.val_labels)
+
+    def snapshot(self):
+        return self.model._copy_weights()
+
+    def restore(self, weights):
+        self.model._set_weights(weights)
+
+
+def take(rows, idx):
+    """``rows[idx]`` for an array, or the list of those items for a list (the lab's form)."""
+    if isinstance(rows, np.ndarray):
+        return rows[idx]
+    return [rows[i] for i in idx]

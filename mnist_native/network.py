@@ -4,6 +4,7 @@ import numpy as np
 from . import _kernels as k
 from . import _validation as v
 from ._base import LabNetwork
+from ._fused import FusedTrainer, fits
 from ._threads import resolve_num_threads
 from .transfer_functions import dsigmoid, dtanh, sigmoid, tanh
 
@@ -179,21 +180,14 @@ class NeuralNetwork(LabNetwork):
         """Whether a subclass overrides any of these methods."""
         return any(getattr(type(self), n) is not getattr(NeuralNetwork, n) for n in names)
 
-    def _training_steps(self, inputs, targets, val_inputs, learning_rate, cross_entropy):
-        """Preallocated kernel calls when the lab's methods are this class's own: inputs
-        converted once, buffers allocated once per ``train`` call."""
-        if cross_entropy:
-            mine = not self._overrides("feedforward_xe", "backpropagate_xe")
-        else:
-            mine = not self._overrides("feedforward", "backpropagate")
-        if not mine:
-            return super()._training_steps(inputs, targets, val_inputs, learning_rate,
-                                           cross_entropy)
-        train_ws = self._workspace(len(inputs))
-        train_ws.load(self._inputs(inputs, "data inputs"))
-        val_ws = self._workspace(len(val_inputs))
-        val_ws.load(self._inputs(val_inputs, "validation_data inputs"))
-        y = self._targets(targets, "data targets")
-        return (lambda: self._forward(train_ws, cross_entropy),
-                lambda: self._forward(val_ws, cross_entropy),
-                lambda: self._backward(train_ws, y, learning_rate, cross_entropy))
+    def _trainer(self, data, validation_data, data_arrays, val_arrays, learning_rate,
+                 cross_entropy, batch_size):
+        """The fused native trainer when the lab's methods are this class's own and the
+        transfer pair is native; else the method-calling one, so overrides run."""
+        names = ("feedforward_xe", "backpropagate_xe") if cross_entropy else ("feedforward",
+                                                                              "backpropagate")
+        if self._overrides(*names) or self._activation is None or not fits(data_arrays[0].shape[1]):
+            return super()._trainer(data, validation_data, data_arrays, val_arrays,
+                                    learning_rate, cross_entropy, batch_size)
+        return FusedTrainer(self, data_arrays, val_arrays, learning_rate, cross_entropy,
+                            batch_size, self._activation)

@@ -1,0 +1,129 @@
+"""The fused native trainer: the arrays of one ``train()`` call and the calls that use them.
+
+The training inputs are converted once to CSR (uint16 pixel indices), the weights to a
+padded layout the SIMD kernels read, and every buffer is allocated here, once; the
+iterations then allocate nothing in the kernels.
+"""
+import os
+
+import numpy as np
+
+from . import _kernels, _train
+
+# The SIMD variant in use: AVX2+FMA where the CPU has it, unless MNIST_NATIVE_SIMD=baseline.
+SIMD = _train.simd_init(os.environ.get("MNIST_NATIVE_SIMD", "auto").strip().lower() != "baseline")
+
+# Samples per chunk: a function of the batch size only (never of the thread count), so the
+# order in which partial gradients are added, and so every bit of the result, is fixed.
+MIN_CHUNK, MAX_CHUNK, TARGET_CHUNKS = 256, 1024, 8
+SIMD_LANES = 32  # bytes in one vector register of the kernels
+
+
+def chunk_size(batch):
+    return min(batch, MAX_CHUNK, max(MIN_CHUNK, -(-batch // TARGET_CHUNKS)))
+
+
+def n_chunks(batch):
+    return -(-batch // chunk_size(batch))
+
+
+def to_csr(x):
+    """(indptr int64, indices uint16, values) of the nonzero entries of a 2-D array."""
+    rows, cols = np.nonzero(x)
+    indptr = np.zeros(len(x) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=len(x)), out=indptr[1:])
+    return indptr, cols.astype(np.uint16), np.ascontiguousarray(x[rows, cols])
+
+
+class Batches:
+    """One data set in the kernels' form: CSR inputs, targets, labels, identity order."""
+
+    def __init__(self, inputs, targets):
+        self.indptr, self.indices, self.values = to_csr(inputs)
+        self.targets = targets
+        self.labels = np.argmax(targets, axis=1).astype(np.int32)
+        self.identity = np.arange(len(inputs), dtype=np.int64)
+        self.n = len(inputs)
+
+
+def fits(n_inputs):
+    """Whether pixel indices fit the kernels' uint16."""
+    return n_inputs + 1 <= np.iinfo(np.uint16).max
+
+
+class FusedTrainer:
+    """Training steps of a ``NeuralNetwork`` done by the fused kernels (see src/_train.pyx)."""
+
+    def __init__(self, model, data_arrays, val_arrays, learning_rate, cross_entropy,
+                 batch_size, activation):
+        self.model = model
+        dtype = model.dtype
+        self.train = Batches(*data_arrays)
+        self.val = Batches(*val_arrays)
+        self.n_samples = self.train.n
+        self.learning_rate = learning_rate
+        self.loss = _kernels.LOSS_XE if cross_entropy else _kernels.LOSS_MSE
+        self.act = activation
+        self.threads = model.num_threads
+        w1, w2 = model._weights()
+        n_in, h, k = w1.shape[0] - 1, w1.shape[1], w2.shape[1]
+        lanes = SIMD_LANES // dtype.itemsize
+        hp = -(-h // lanes) * lanes
+        self.h = h
+        # Padded weights: padding columns are zero and stay zero (their gradient is zero).
+        self.w1 = np.zeros((n_in + 1, hp), dtype=dtype)
+        self.w2t = np.zeros((k, hp), dtype=dtype)
+        self.b2 = np.zeros((1, k), dtype=dtype)
+        self._load_weights(w1, w2)
+        step_batch = batch_size or self.train.n
+        grad_chunks = n_chunks(step_batch)
+        self.gw1 = np.empty((grad_chunks, n_in + 1, hp), dtype=dtype)
+        self.gw2t = np.empty((grad_chunks, k, hp), dtype=dtype)
+        self.gb2 = np.empty((grad_chunks, k), dtype=dtype)
+        # Measuring passes run over whole data sets, in chunks of their own size.
+        stat_chunks = max(grad_chunks, n_chunks(self.train.n), n_chunks(self.val.n))
+        self.stats = np.empty((stat_chunks, 2), dtype=np.float64)
+        t = self.threads
+        self.oh = np.empty((t, hp), dtype=dtype)
+        self.dh = np.empty((t, hp), dtype=dtype)
+        self.o = np.empty((t, k), dtype=dtype)
+        self.acc = np.empty((t, max(hp, k)), dtype=np.float64)
+
+    def _load_weights(self, w1, w2):
+        h = self.h
+        self.w1[:, :h] = w1
+        self.w2t[:, :h] = w2[:h].T
+        self.b2[0] = w2[h]
+
+    def _run(self, batches, order, batch_size, update):
+        loss_sum, correct = _train.run_epoch(
+            self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats,
+            self.oh, self.dh, self.o, self.acc, batches.indptr, batches.indices,
+            batches.values, batches.targets, batches.labels, order, self.h, batch_size,
+            chunk_size(batch_size), self.learning_rate, self.loss, self.act, update,
+            self.threads)
+        n = min(batch_size, len(order))
+        return 100.0 * correct / n, loss_sum / n
+
+    def full_batch_step(self):
+        return self._run(self.train, self.train.identity, self.train.n, True)
+
+    def epoch(self, order, batch_size):
+        self._run(self.train, order.astype(np.int64), batch_size, True)
+
+    def measure_training(self):
+        return self._run(self.train, self.train.identity, self.train.n, False)
+
+    def measure_validation(self):
+        return self._run(self.val, self.val.identity, self.val.n, False)[0]
+
+    def snapshot(self):
+        return self.w1.copy(), self.w2t.copy(), self.b2.copy()
+
+    def restore(self, snapshot):
+        """Put ``snapshot`` into the model's weights, in the lab's layout."""
+        w1, w2t, b2 = snapshot
+        W1, W2 = self.model._weights()
+        W1[:] = w1[:, :self.h]
+        W2[:self.h] = w2t[:, :self.h].T
+        W2[self.h] = b2[0]

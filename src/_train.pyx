@@ -1,0 +1,169 @@
+# cython: language_level=3
+"""The fused training pass: forward, loss, accuracy, backward and gradient in one sweep.
+
+Design
+------
+* Inputs arrive once per ``train()`` call as CSR (uint16 pixel indices, values of the model's
+  dtype): MNIST is ~81% exact zeros, and only nonzero pixels cost work.  The sums are the same
+  minus exact-zero terms.
+* Per sample, everything happens while its hidden vector is in registers (fused_body.h): the
+  forward pass, the output and its metrics, the deltas, and the gradient terms scattered into
+  the chunk's partial gradient (CSR order, sequential reads).
+* Samples are split into fixed chunks whose size depends only on the batch size, never on the
+  thread count; threads take whole chunks and the partial gradients are added in chunk order.
+  So results are bit-identical for any number of threads.
+* A whole epoch of mini-batches runs here without returning to Python.
+* All arrays are allocated and checked by ``mnist_native._fused`` before the GIL is released.
+"""
+cimport cython
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport int32_t, int64_t, uint16_t
+
+cdef extern from "platform.h" nogil:
+    int mn_thread_num()
+
+cdef extern from "fused.h" nogil:
+    int MN_HAVE_AVX2_VARIANT
+    int mn_cpu_has_avx2()
+    int mn_simd_init(int wanted)
+    void mn_chunk_f32(float *gw1, float *gw2t, float *gb2, double *stats, float *oh,
+                      float *dh, float *o, const int64_t *indptr, const uint16_t *indices,
+                      const float *values, const int64_t *order, const float *targets,
+                      const int32_t *labels, const float *w1, const float *w2t, const float *b2,
+                      int64_t r0, int64_t r1, int64_t n_in, int64_t h, int64_t hp, int64_t k,
+                      int loss, int act)
+    void mn_chunk_f64(double *gw1, double *gw2t, double *gb2, double *stats, double *oh,
+                      double *dh, double *o, const int64_t *indptr, const uint16_t *indices,
+                      const double *values, const int64_t *order, const double *targets,
+                      const int32_t *labels, const double *w1, const double *w2t,
+                      const double *b2, int64_t r0, int64_t r1, int64_t n_in, int64_t h,
+                      int64_t hp, int64_t k, int loss, int act)
+    void mn_reduce_update_f32(float *w, double *acc, const float *g, int64_t n_chunks,
+                              int64_t stride, int64_t i0, int64_t i1, int64_t cols,
+                              double step)
+    void mn_reduce_update_f64(double *w, double *acc, const double *g, int64_t n_chunks,
+                              int64_t stride, int64_t i0, int64_t i1, int64_t cols,
+                              double step)
+
+
+def cpu_has_avx2():
+    """Whether this CPU has AVX2 and FMA (and this build has a variant for them)."""
+    return bool(mn_cpu_has_avx2())
+
+
+def simd_init(bint wanted):
+    """Use the AVX2+FMA variant when ``wanted`` and the CPU has it; return the one in use."""
+    return "avx2+fma" if mn_simd_init(wanted) else "baseline"
+
+
+cdef inline void chunk(floating *gw1, floating *gw2t, floating *gb2, double *stats,
+                       floating *oh, floating *dh, floating *o, const int64_t *indptr,
+                       const uint16_t *indices, const floating *values, const int64_t *order,
+                       const floating *targets, const int32_t *labels, const floating *w1,
+                       const floating *w2t, const floating *b2, int64_t r0, int64_t r1,
+                       int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss,
+                       int act) noexcept nogil:
+    if floating is float:
+        mn_chunk_f32(gw1, gw2t, gb2, stats, oh, dh, o, indptr, indices, values, order,
+                     targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss, act)
+    else:
+        mn_chunk_f64(gw1, gw2t, gb2, stats, oh, dh, o, indptr, indices, values, order,
+                     targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss, act)
+
+
+cdef inline void reduce_update(floating *w, double *acc, const floating *g, int64_t n_chunks,
+                               int64_t stride, int64_t i0, int64_t i1, int64_t cols,
+                               double step) noexcept nogil:
+    if floating is float:
+        mn_reduce_update_f32(w, acc, g, n_chunks, stride, i0, i1, cols, step)
+    else:
+        mn_reduce_update_f64(w, acc, g, n_chunks, stride, i0, i1, cols, step)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def run_epoch(
+        # weights, updated in place: w1 (n_in + 1, hp), w2t (k, hp), b2 (1, k)
+        floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2,
+        # per-chunk partial gradients: gw1 (chunks, n_in + 1, hp), gw2t (chunks, k, hp),
+        # gb2 (chunks, k); per-chunk [loss sum, correct count]: stats (chunks, 2)
+        floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
+        double[:, ::1] stats,
+        # per-thread scratch: oh, dh (threads, hp), o (threads, k), acc (threads, hp) doubles
+        floating[:, ::1] oh, floating[:, ::1] dh, floating[:, ::1] o, double[:, ::1] acc,
+        # the data: CSR inputs (n samples), targets (n, k), labels (n), visiting order (n)
+        const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
+        const floating[:, ::1] targets, const int32_t[::1] labels, const int64_t[::1] order,
+        Py_ssize_t h, Py_ssize_t batch_size, Py_ssize_t chunk_size, double learning_rate,
+        int loss, int act, bint update, int n_threads):
+    """One pass over the samples in ``order``, in batches of ``batch_size``.
+
+    With ``update``, each batch is followed by the gradient step ``w -= learning_rate *
+    mean gradient``; without, it is a forward pass that only measures.  Returns the first
+    batch's (loss sum, correct count), measured with the weights before its step (for full
+    batch: the whole training set's).
+    """
+    cdef int64_t n = order.shape[0], n_in = w1.shape[0] - 1, hp = w1.shape[1], k = w2t.shape[0]
+    cdef int64_t start, stop, n_chunks, c, r0, r1, i, t, w1_rows = w1.shape[0]
+    cdef int64_t row_block = 8, worst
+    cdef double step, first_loss = 0.0, first_correct = 0.0
+    cdef floating *g1 = NULL
+    cdef floating *g2 = NULL
+    cdef floating *gb = NULL
+    cdef bint first = True
+    # Internal callers allocate all of these; a mismatch would write out of bounds, so it is
+    # refused here, before the GIL is released.
+    if batch_size < 1 or chunk_size < 1 or n < 1:
+        raise ValueError("batch_size, chunk_size and the sample count must be >= 1")
+    worst = (min(batch_size, n) + chunk_size - 1) // chunk_size
+    if stats.shape[0] < worst or (update and gw1.shape[0] < worst):
+        raise ValueError(f"buffers hold {stats.shape[0]} chunks, {worst} needed")
+    if (indptr.shape[0] != targets.shape[0] + 1 or labels.shape[0] != targets.shape[0]
+            or targets.shape[1] != k or w2t.shape[1] != hp or b2.shape[1] != k
+            or h > hp or oh.shape[1] != hp or dh.shape[1] != hp or o.shape[1] != k
+            or acc.shape[1] < max(hp, k) or oh.shape[0] < n_threads or acc.shape[0] < n_threads
+            or (update and (gw1.shape[1] != n_in + 1 or gw1.shape[2] != hp
+                            or gw2t.shape[1] != k or gw2t.shape[2] != hp or gb2.shape[1] != k))):
+        raise ValueError("run_epoch: inconsistent array shapes")
+    if indices.shape[0] != values.shape[0] or indptr[indptr.shape[0] - 1] != values.shape[0]:
+        raise ValueError("run_epoch: CSR arrays disagree")
+    with nogil:
+        start = 0
+        while start < n:
+            stop = start + batch_size if start + batch_size < n else n
+            n_chunks = (stop - start + chunk_size - 1) // chunk_size
+            for c in prange(n_chunks, schedule="static", num_threads=n_threads):
+                t = mn_thread_num()
+                r0 = start + c * chunk_size
+                r1 = r0 + chunk_size if r0 + chunk_size < stop else stop
+                if update:
+                    g1 = &gw1[c, 0, 0]
+                    g2 = &gw2t[c, 0, 0]
+                    gb = &gb2[c, 0]
+                else:
+                    g1 = NULL
+                    g2 = NULL
+                    gb = NULL
+                chunk(g1, g2, gb, &stats[c, 0], &oh[t, 0], &dh[t, 0], &o[t, 0],
+                      &indptr[0], &indices[0], &values[0], &order[0], &targets[0, 0],
+                      &labels[0], &w1[0, 0], &w2t[0, 0], &b2[0, 0], r0, r1, n_in, h, hp, k,
+                      loss, act)
+            if first:  # chunk sums added in chunk order: independent of the thread count
+                for c in range(n_chunks):
+                    first_loss += stats[c, 0]
+                    first_correct += stats[c, 1]
+                first = False
+            if update:
+                step = learning_rate / (stop - start)
+                for i in prange(0, w1_rows, row_block, schedule="static",
+                                num_threads=n_threads):
+                    reduce_update(&w1[0, 0], &acc[mn_thread_num(), 0], &gw1[0, 0, 0],
+                                  n_chunks, w1_rows * hp, i,
+                                  i + row_block if i + row_block < w1_rows else w1_rows,
+                                  hp, step)
+                reduce_update(&w2t[0, 0], &acc[0, 0], &gw2t[0, 0, 0], n_chunks, k * hp,
+                              0, k, hp, step)
+                reduce_update(&b2[0, 0], &acc[0, 0], &gb2[0, 0], n_chunks, k, 0, 1, k, step)
+            start = stop
+    return first_loss, first_correct
