@@ -1,0 +1,47 @@
+"""MNIST from wherever its users hold it: a path, ``Data/mnist.pkl.gz``, IDX files, a cache,
+or a verified download.
+
+This subpackage is pure Python (NumPy, tqdm, platformdirs) and imports nothing else from
+:mod:`mnist_native`, so it works without the compiled extension.
+
+Main entry points
+-----------------
+load_data
+    The lab's ``utils.load_data()``: Python lists, as the notebook expects.
+load_mnist
+    The same splits as NumPy arrays.
+download_mnist
+    Fetch the four official IDX files into a folder (the cache by default), verified.
+
+Environment variables
+---------------------
+MNIST_NATIVE_DATA
+    A ``mnist.pkl.gz`` or a folder of IDX files, used when no ``path`` is given.
+MNIST_NATIVE_CACHE
+    The cache folder (default: the platform's user cache, ``.../mnist_native/mnist``).
+MNIST_NATIVE_MIRRORS
+    Comma-separated mirror base URLs, replacing the official list.
+"""
+from .errors import (
+    MNISTDownloadError,
+    MNISTError,
+    MNISTFormatError,
+    MNISTNotFoundError,
+    UnsafePickleError,
+)
+from .idx import read_idx, read_idx_folder, read_idx_images, read_idx_labels
+from .lab_pickle import RestrictedUnpickler, read_lab_pickle
+
+__all__ = [
+    "read_idx",
+    "read_idx_images",
+    "read_idx_labels",
+    "read_idx_folder",
+    "read_lab_pickle",
+    "RestrictedUnpickler",
+    "MNISTError",
+    "MNISTFormatError",
+    "UnsafePickleError",
+    "MNISTDownloadError",
+    "MNISTNotFoundError",
+]
