@@ -22,6 +22,8 @@ MNIST_NATIVE_CACHE
 MNIST_NATIVE_MIRRORS
     Comma-separated mirror base URLs, replacing the official list.
 """
+from .cache import cache_dir, default_cache_dir
+from .download import FILES, MIRRORS, FileSpec, download_mnist, resolve_mirrors, verify_file
 from .errors import (
     MNISTDownloadError,
     MNISTError,
@@ -33,12 +35,20 @@ from .idx import read_idx, read_idx_folder, read_idx_images, read_idx_labels
 from .lab_pickle import RestrictedUnpickler, read_lab_pickle
 
 __all__ = [
+    "download_mnist",
+    "cache_dir",
+    "default_cache_dir",
+    "resolve_mirrors",
+    "verify_file",
     "read_idx",
     "read_idx_images",
     "read_idx_labels",
     "read_idx_folder",
     "read_lab_pickle",
     "RestrictedUnpickler",
+    "FileSpec",
+    "FILES",
+    "MIRRORS",
     "MNISTError",
     "MNISTFormatError",
     "UnsafePickleError",
