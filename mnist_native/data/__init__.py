@@ -33,9 +33,14 @@ from .errors import (
 )
 from .idx import read_idx, read_idx_folder, read_idx_images, read_idx_labels
 from .lab_pickle import RestrictedUnpickler, read_lab_pickle
+from .loaders import MNISTSplits, Split, load_data, load_mnist
+from .locate import Source, find_mnist
 
 __all__ = [
+    "load_data",
+    "load_mnist",
     "download_mnist",
+    "find_mnist",
     "cache_dir",
     "default_cache_dir",
     "resolve_mirrors",
@@ -46,6 +51,9 @@ __all__ = [
     "read_idx_folder",
     "read_lab_pickle",
     "RestrictedUnpickler",
+    "MNISTSplits",
+    "Split",
+    "Source",
     "FileSpec",
     "FILES",
     "MIRRORS",
