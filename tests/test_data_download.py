@@ -1,9 +1,12 @@
 """The downloader, against HTTP servers on 127.0.0.1 serving small synthetic IDX files."""
+import dataclasses
 import http.server
+import json
 import os
 import shutil
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -215,6 +218,30 @@ def test_concurrent_downloads_do_not_collide(tmp_path, served):
     assert not errors
     assert_same_files(dest, folder)
     assert len(server.requests) == 4  # the lock made the others reuse the first's files
+
+
+_CHILD = """
+import json, sys
+from mnist_native.data.download import FileSpec, download_mnist
+specs = {n: FileSpec(**s) for n, s in json.loads(sys.argv[3]).items()}
+download_mnist(sys.argv[1], mirrors=[sys.argv[2]], progress=False, files=specs)
+"""
+
+
+def test_concurrent_processes_share_the_cache(tmp_path, served):
+    # Separate processes, as two notebooks starting at once: the lock is per open file.
+    folder, specs = served
+    dest = tmp_path / "c"
+    payload = json.dumps({n: dataclasses.asdict(s) for n, s in specs.items()})
+    with serve(folder) as (url, server):
+        children = [subprocess.Popen([sys.executable, "-c", _CHILD, str(dest), url, payload],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                    for _ in range(3)]
+        results = [child.communicate(timeout=60) + (child.returncode,) for child in children]
+    for out, err, code in results:
+        assert code == 0, err.decode()
+    assert_same_files(dest, folder)
+    assert len(server.requests) == 4
 
 
 def test_mirrors_resolution(monkeypatch):
