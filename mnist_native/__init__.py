@@ -6,6 +6,7 @@ plain NumPy, against which the kernels are tested.
 """
 from . import _fused, _kernels
 from ._threads import available_cpus, resolve_num_threads
+from .data import download_mnist, load_data, load_mnist
 from .history import TrainingHistory
 from .network import NeuralNetwork
 from .plotting import plot_learning_curves
@@ -17,6 +18,9 @@ __all__ = [
     "NeuralNetwork",
     "TrainingHistory",
     "build_info",
+    "load_data",
+    "load_mnist",
+    "download_mnist",
     "plot_learning_curves",
     "sigmoid",
     "dsigmoid",

@@ -12,7 +12,7 @@ from .history import TrainingHistory
 from .plotting import plot_learning_curves, show_without_blocking
 from .transfer_functions import dsigmoid, sigmoid
 
-LOSS_NAMES = {False: "MSE", True: "cross-entropy"}
+LOSS_NAMES = {False: "mse", True: "cross-entropy"}
 
 
 def mean_loss(outputs, targets, cross_entropy):
@@ -49,6 +49,7 @@ class LabNetwork:
         self.transfer_df = transfer_df
         self.dtype = v.check_dtype(dtype)
         self.rng = np.random.default_rng(seed)
+        self.loss_kind = None  # "mse" or "cross-entropy" once trained
         self.weights_init()
 
     # -- weights -------------------------------------------------------------------------
@@ -107,6 +108,52 @@ class LabNetwork:
         np.copyto(w1, weights[0])
         np.copyto(w2, weights[1])
 
+    # -- files -------------------------------------------------------------------------
+
+    FORMAT_VERSION = 1
+
+    def save(self, path):
+        """Write the model to ``path`` (``.npz``, no pickle): weights, sizes, dtype, the loss
+        it was last trained with and its transfer functions' names."""
+        w1, w2 = self._weights()
+        np.savez(path, format_version=self.FORMAT_VERSION, W_input_to_hidden=w1,
+                 W_hidden_to_output=w2, dtype=str(self.dtype),
+                 loss=self.loss_kind or "", transfer=self.transfer_f.__name__)
+
+    @classmethod
+    def load(cls, path, **kwargs):
+        """A model read from a file written by ``save``; ``kwargs`` go to the constructor
+        (``num_threads``, ``seed``...).  Refuses files it cannot trust with ``ValueError``."""
+        from . import transfer_functions as tf
+
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                fields = {name: f[name] for name in f.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise ValueError(f"{path}: not a model file written by save(): {exc}") from exc
+        missing = {"format_version", "W_input_to_hidden", "W_hidden_to_output", "dtype",
+                   "loss", "transfer"} - set(fields)
+        if missing:
+            raise ValueError(f"{path}: not a model file written by save(): "
+                             f"missing {', '.join(sorted(missing))}")
+        if int(fields["format_version"]) != cls.FORMAT_VERSION:
+            raise ValueError(f"{path}: model format {int(fields['format_version'])} is not "
+                             f"supported (this version reads {cls.FORMAT_VERSION})")
+        pairs = {"sigmoid": (tf.sigmoid, tf.dsigmoid), "tanh": (tf.tanh, tf.dtanh)}
+        transfer = str(fields["transfer"])
+        if transfer not in pairs:
+            raise ValueError(f"{path}: transfer function {transfer!r} is not one of "
+                             f"{sorted(pairs)}")
+        w1, w2 = fields["W_input_to_hidden"], fields["W_hidden_to_output"]
+        if w1.ndim != 2 or w2.ndim != 2 or w2.shape[0] != w1.shape[1] + 1:
+            raise ValueError(f"{path}: weight shapes {w1.shape} and {w2.shape} do not fit "
+                             "one network")
+        kwargs.setdefault("dtype", str(fields["dtype"]))
+        model = cls(w1.shape[0] - 1, w1.shape[1], w2.shape[1], *pairs[transfer], **kwargs)
+        model.weights_init(w1, w2)
+        model.loss_kind = str(fields["loss"]) or None
+        return model
+
     # -- evaluation ----------------------------------------------------------------------
 
     def _inputs(self, inputs, name="inputs"):
@@ -137,7 +184,7 @@ class LabNetwork:
     # -- training ------------------------------------------------------------------------
 
     def train(self, data, validation_data, iterations=50, learning_rate=5.0, verbose=False,
-              *, plot=True, batch_size=None, shuffle=True):
+              *, plot=True, batch_size=None, shuffle=True, callback=None):
         """Gradient descent on the MSE loss, as in the lab.
 
         Full batch (``batch_size=None``, the lab's behaviour): each iteration runs
@@ -147,24 +194,25 @@ class LabNetwork:
         order drawn from the model's seed when ``shuffle``.  The weights with the best
         validation accuracy (the starting ones included) are kept at the end.  Prints
         ``Training time: <seconds>``; plots the learning curves when ``plot`` (never
-        blocking).  Called again, training continues from the current weights.
+        blocking).  ``callback(history)``, if given, is called after every iteration.
+        Called again, training continues from the current weights.
 
         Returns
         -------
         TrainingHistory
         """
         return self._train(data, validation_data, iterations, learning_rate, verbose, plot,
-                           batch_size, shuffle, cross_entropy=False)
+                           batch_size, shuffle, callback, cross_entropy=False)
 
     def train_xe(self, data, validation_data, iterations=50, learning_rate=5.0, verbose=False,
-                 *, plot=True, batch_size=None, shuffle=True):
+                 *, plot=True, batch_size=None, shuffle=True, callback=None):
         """``train`` with a softmax output and the cross-entropy loss
         (``feedforward_xe``/``backpropagate_xe``)."""
         return self._train(data, validation_data, iterations, learning_rate, verbose, plot,
-                           batch_size, shuffle, cross_entropy=True)
+                           batch_size, shuffle, callback, cross_entropy=True)
 
     def _train(self, data, validation_data, iterations, learning_rate, verbose, plot,
-               batch_size, shuffle, cross_entropy):
+               batch_size, shuffle, callback, cross_entropy):
         iterations = v.check_iterations(iterations)
         learning_rate = v.check_learning_rate(learning_rate)
         inputs, targets = v.check_pair(data, "data")
@@ -178,10 +226,12 @@ class LabNetwork:
         self._weights()
 
         history = TrainingHistory(LOSS_NAMES[cross_entropy], 0.0)
+        self.loss_kind = LOSS_NAMES[cross_entropy]
         start = time.perf_counter()
         trainer = self._trainer((inputs, targets), (val_inputs, val_targets), data_arrays,
                                 val_arrays, learning_rate, cross_entropy, batch_size)
-        self._train_loop(trainer, history, start, iterations, batch_size, shuffle, verbose)
+        self._train_loop(trainer, history, start, iterations, batch_size, shuffle, verbose,
+                         callback)
         print("Training time:", time.perf_counter() - start)
         if plot and history.iterations:
             title = f"Training and validation accuracies ({history.loss_name})"
@@ -195,30 +245,25 @@ class LabNetwork:
         return MethodTrainer(self, data, validation_data, data_arrays, val_arrays,
                              learning_rate, cross_entropy)
 
-    def _record(self, history, start, train, val_acc, verbose, iterations):
-        """Add one iteration's (accuracy, loss) and validation accuracy to ``history``;
-        True when its weights are the best so far."""
-        train_acc, loss = train
-        history.train_accuracy.append(train_acc)
-        history.loss.append(loss)
-        history.validation_accuracy.append(val_acc)
-        history.seconds.append(time.perf_counter() - start)
-        if verbose:
-            print(f"[Iteration {history.iterations:3d}/{iterations}]  "
-                  f"Training accuracy: {train_acc:6.2f} %  Validation accuracy: {val_acc:6.2f} %  "
-                  f"{history.loss_name}: {loss:.5f}  time: {history.seconds[-1]:.2f} s")
-        if val_acc > history.best_validation_accuracy:
-            history.best_validation_accuracy = val_acc
-            history.best_iteration = history.iterations
-            return True
-        return False
-
-    def _train_loop(self, trainer, history, start, iterations, batch_size, shuffle, verbose):
+    def _train_loop(self, trainer, history, start, iterations, batch_size, shuffle, verbose,
+                    callback):
         """Run ``iterations`` iterations (epochs, with a batch size), keeping the best weights.
 
         Full batch: one training forward pass per iteration; the pass that starts iteration
         t + 1 also measures the weights after iteration t (one extra pass at the end).
         """
+        def record(train, val_acc):
+            """Add one iteration; True when its weights are the best so far."""
+            is_best = history.add(train[0], train[1], val_acc, time.perf_counter() - start)
+            if verbose:
+                print(f"[Iteration {history.iterations:3d}/{iterations}]  "
+                      f"Training accuracy: {train[0]:6.2f} %  "
+                      f"Validation accuracy: {val_acc:6.2f} %  "
+                      f"{history.loss_name}: {train[1]:.5f}  time: {history.seconds[-1]:.2f} s")
+            if callback is not None:
+                callback(history)
+            return is_best
+
         history.initial_validation_accuracy = trainer.measure_validation()
         history.best_validation_accuracy = history.initial_validation_accuracy
         best = trainer.snapshot()
@@ -226,19 +271,16 @@ class LabNetwork:
         for _ in range(iterations):
             if batch_size is None:
                 measured = trainer.full_batch_step()  # of the weights before this step
-                if pending_val is not None and self._record(history, start, measured,
-                                                            pending_val, verbose, iterations):
+                if pending_val is not None and record(measured, pending_val):
                     best = trainer.snapshot()
                 pending_val = trainer.measure_validation()
             else:
                 n = trainer.n_samples
                 order = self.rng.permutation(n) if shuffle else np.arange(n)
                 trainer.epoch(order, batch_size)
-                if self._record(history, start, trainer.measure_training(),
-                                trainer.measure_validation(), verbose, iterations):
+                if record(trainer.measure_training(), trainer.measure_validation()):
                     best = trainer.snapshot()
-        if pending_val is not None and self._record(history, start, trainer.measure_training(),
-                                                    pending_val, verbose, iterations):
+        if pending_val is not None and record(trainer.measure_training(), pending_val):
             best = trainer.snapshot()
         trainer.restore(best)
 

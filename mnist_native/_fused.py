@@ -27,19 +27,23 @@ def n_chunks(batch):
     return -(-batch // chunk_size(batch))
 
 
-def to_csr(x):
-    """(indptr int64, indices uint16, values) of the nonzero entries of a 2-D array."""
-    rows, cols = np.nonzero(x)
+def to_csr(x, n_threads=1):
+    """(indptr int64, indices uint16, values) of the nonzero entries of a C-contiguous 2-D
+    array, in row order."""
     indptr = np.zeros(len(x) + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=len(x)), out=indptr[1:])
-    return indptr, cols.astype(np.uint16), np.ascontiguousarray(x[rows, cols])
+    _train.csr_row_counts(indptr[1:], x, n_threads)
+    np.cumsum(indptr, out=indptr)
+    indices = np.empty(indptr[-1], dtype=np.uint16)
+    values = np.empty(indptr[-1], dtype=x.dtype)
+    _train.csr_fill(indices, values, indptr, x, n_threads)
+    return indptr, indices, values
 
 
 class Batches:
     """One data set in the kernels' form: CSR inputs, targets, labels, identity order."""
 
-    def __init__(self, inputs, targets):
-        self.indptr, self.indices, self.values = to_csr(inputs)
+    def __init__(self, inputs, targets, n_threads):
+        self.indptr, self.indices, self.values = to_csr(inputs, n_threads)
         self.targets = targets
         self.labels = np.argmax(targets, axis=1).astype(np.int32)
         self.identity = np.arange(len(inputs), dtype=np.int64)
@@ -58,8 +62,8 @@ class FusedTrainer:
                  batch_size, activation):
         self.model = model
         dtype = model.dtype
-        self.train = Batches(*data_arrays)
-        self.val = Batches(*val_arrays)
+        self.train = Batches(*data_arrays, model.num_threads)
+        self.val = Batches(*val_arrays, model.num_threads)
         self.n_samples = self.train.n
         self.learning_rate = learning_rate
         self.loss = _kernels.LOSS_XE if cross_entropy else _kernels.LOSS_MSE

@@ -22,7 +22,18 @@ class TrainingHistory:
     seconds: List[float] = field(default_factory=list)
     best_iteration: int = 0
     best_validation_accuracy: float = 0.0
-    interrupted: bool = False
+
+    def add(self, train_accuracy, loss, validation_accuracy, seconds):
+        """Append one iteration; True when its validation accuracy is the best so far."""
+        self.train_accuracy.append(train_accuracy)
+        self.loss.append(loss)
+        self.validation_accuracy.append(validation_accuracy)
+        self.seconds.append(seconds)
+        if validation_accuracy > self.best_validation_accuracy:
+            self.best_validation_accuracy = validation_accuracy
+            self.best_iteration = self.iterations
+            return True
+        return False
 
     @property
     def iterations(self):

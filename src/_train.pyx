@@ -167,3 +167,44 @@ def run_epoch(
                 reduce_update(&b2[0, 0], &acc[0, 0], &gb2[0, 0], n_chunks, k, 0, 1, k, step)
             start = stop
     return first_loss, first_correct
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def csr_row_counts(int64_t[::1] counts, const floating[:, ::1] x, int n_threads):
+    """counts[i] = nonzero entries of row i.  Shapes: counts (n,), x (n, d)."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i, j
+    cdef int64_t c
+    if counts.shape[0] != n:
+        raise ValueError("counts must have one entry per row of x")
+    with nogil:
+        for i in prange(n, schedule="static", num_threads=n_threads):
+            c = 0
+            for j in range(d):
+                if x[i, j] != 0:
+                    c = c + 1
+            counts[i] = c
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def csr_fill(uint16_t[::1] indices, floating[::1] values, const int64_t[::1] indptr,
+             const floating[:, ::1] x, int n_threads):
+    """Column indices and values of x's nonzeros, row by row, at the offsets in indptr.
+
+    Shapes: indices, values (nnz,); indptr (n + 1,) from csr_row_counts; x (n, d), d <= 65536.
+    """
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i, j
+    cdef int64_t p
+    if indptr.shape[0] != n + 1 or d > 65536:
+        raise ValueError("indptr must have n + 1 entries and x at most 65536 columns")
+    if indptr[0] != 0 or indptr[n] != indices.shape[0] or values.shape[0] != indices.shape[0]:
+        raise ValueError("indptr does not match the size of indices and values")
+    with nogil:
+        for i in prange(n, schedule="static", num_threads=n_threads):
+            p = indptr[i]
+            for j in range(d):
+                if x[i, j] != 0:
+                    indices[p] = <uint16_t>j
+                    values[p] = x[i, j]
+                    p = p + 1

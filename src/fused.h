@@ -17,6 +17,8 @@
 /* Hidden units per register block: MN_NV vectors of 32 bytes (80 floats or 40 doubles). */
 #define MN_NV 10
 #define MN_UNROLL _Pragma("GCC unroll 16")
+/* Nonzeros ahead whose weight row is prefetched from L2 while this one is summed. */
+#define MN_PREFETCH 4
 
 static inline float mn_act_f(float x, int act) {
     if (act == MN_ACT_TANH) return tanhf(x);
@@ -37,6 +39,14 @@ static inline double mn_act_d(double x, int act) {
 /* 32-byte vectors with only element alignment: numpy arrays need not be 32-byte aligned. */
 typedef float mn_vf __attribute__((vector_size(32), aligned(4)));
 typedef double mn_vd __attribute__((vector_size(32), aligned(8)));
+typedef int32_t mn_vi32 __attribute__((vector_size(32), aligned(4)));
+typedef int64_t mn_vi64 __attribute__((vector_size(32), aligned(8)));
+
+/* Taylor coefficients 1/i! of exp, and the constants of the vector sigmoid (mn_vsigmoid). */
+static const double mn_exp_taylor[14] = {
+    1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
+    1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
+#define MN_EXP_C mn_exp_taylor
 #define MN_LOAD(p) (*(const VT *)(p))
 #define MN_STORE(p, x) (*(VT *)(p) = (x))
 
@@ -49,7 +59,15 @@ typedef double mn_vd __attribute__((vector_size(32), aligned(8)));
 /* float, baseline */
 #define T float
 #define VT mn_vf
+#define IVT mn_vi32
 #define VL 8
+#define MN_EXP_DEGREE 7
+#define MN_EXP_MAX 87.0           /* exp(-87) is still a normal float */
+#define MN_ROUND_MAGIC 12582912.0 /* 1.5 * 2^23: adding it rounds a float to an integer */
+#define MN_LN2_HI 0.693359375     /* ln 2 in two parts: n * MN_LN2_HI is exact */
+#define MN_LN2_LO -2.12194440e-4
+#define MN_EXP_BIAS 127
+#define MN_MANT_BITS 23
 #define MN_BLOCK (MN_NV * 8)
 #define MN_ACTIVATE mn_act_f
 #define MN_TARGET
@@ -66,14 +84,30 @@ typedef double mn_vd __attribute__((vector_size(32), aligned(8)));
 #endif
 #undef T
 #undef VT
+#undef IVT
 #undef VL
+#undef MN_EXP_DEGREE
+#undef MN_EXP_MAX
+#undef MN_ROUND_MAGIC
+#undef MN_LN2_HI
+#undef MN_LN2_LO
+#undef MN_EXP_BIAS
+#undef MN_MANT_BITS
 #undef MN_BLOCK
 #undef MN_ACTIVATE
 
 /* double */
 #define T double
 #define VT mn_vd
+#define IVT mn_vi64
 #define VL 4
+#define MN_EXP_DEGREE 13
+#define MN_EXP_MAX 708.0
+#define MN_ROUND_MAGIC 6755399441055744.0 /* 1.5 * 2^52 */
+#define MN_LN2_HI 0.693145751953125
+#define MN_LN2_LO 1.42860682030941723212e-6
+#define MN_EXP_BIAS 1023
+#define MN_MANT_BITS 52
 #define MN_BLOCK (MN_NV * 4)
 #define MN_ACTIVATE mn_act_d
 #define MN_TARGET
@@ -90,7 +124,15 @@ typedef double mn_vd __attribute__((vector_size(32), aligned(8)));
 #endif
 #undef T
 #undef VT
+#undef IVT
 #undef VL
+#undef MN_EXP_DEGREE
+#undef MN_EXP_MAX
+#undef MN_ROUND_MAGIC
+#undef MN_LN2_HI
+#undef MN_LN2_LO
+#undef MN_EXP_BIAS
+#undef MN_MANT_BITS
 #undef MN_BLOCK
 #undef MN_ACTIVATE
 

@@ -8,6 +8,30 @@
  *   gw1, gw2t, gb2       this chunk's gradient sums, same layouts
  */
 
+/* Sigmoid of a whole vector: exp(-|x|) by range reduction x = n ln2 + r (|r| <= ln2 / 2),
+ * a Taylor polynomial for exp(r) (error below an ulp: degree 7 for float, 13 for double) and
+ * 2^n put straight into the exponent bits; then (x >= 0 ? 1 : e) / (1 + e).  About ten times
+ * faster than calling expf/exp lane by lane, and as accurate. */
+MN_TARGET static inline __attribute__((always_inline)) VT MN_FN(mn_vsigmoid)(VT x)
+{
+    const VT zero = {0};
+    const IVT neg = x < zero;
+    VT a = (VT)(((IVT)x & ~neg) | ((IVT)(-x) & neg));  /* |x| */
+    a = (VT)(((IVT)a & (a < (T)MN_EXP_MAX)) | ((IVT)(zero + (T)MN_EXP_MAX) & ~(a < (T)MN_EXP_MAX)));
+    const VT y = -a;                                     /* in [-MN_EXP_MAX, 0] */
+    const VT t = y * (T)1.4426950408889634 + (T)MN_ROUND_MAGIC;
+    const VT n = t - (T)MN_ROUND_MAGIC;                  /* nearest integer to y / ln2 */
+    const VT r = (y - n * (T)MN_LN2_HI) - n * (T)MN_LN2_LO;
+    VT p = zero + (T)MN_EXP_C[MN_EXP_DEGREE];
+    MN_UNROLL for (int i = MN_EXP_DEGREE - 1; i >= 0; i--) p = p * r + (T)MN_EXP_C[i];
+    const IVT ni = __builtin_convertvector(n, IVT);
+    const VT scale = (VT)((ni + MN_EXP_BIAS) << MN_MANT_BITS);
+    const VT e = p * scale;
+    const VT one = zero + (T)1;
+    const VT num = (VT)(((IVT)e & neg) | ((IVT)one & ~neg));
+    return num / (one + e);
+}
+
 /* One block of nv vectors of hidden units (nv a constant after inlining, so the block's
  * sums live in registers while the sample's nonzero pixels stream past). */
 MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_block)(
@@ -20,6 +44,10 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_bloc
     for (int64_t p = p0; p < p1; p++) {
         const T x = values[p];
         const T *row = w1 + (int64_t)indices[p] * hp + j0;
+        if (p + MN_PREFETCH < p1) {
+            const char *next = (const char *)(w1 + (int64_t)indices[p + MN_PREFETCH] * hp + j0);
+            MN_UNROLL for (int c = 0; c < nv * VL * (int)sizeof(T); c += 64) __builtin_prefetch(next + c);
+        }
         MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += x * MN_LOAD(row + v * VL);
     }
     MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(oh + j0 + v * VL, acc[v]);
@@ -35,6 +63,10 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_blo
     for (int64_t p = p0; p < p1; p++) {
         const T x = values[p];
         T *g = gw1 + (int64_t)indices[p] * hp + j0;
+        if (p + MN_PREFETCH < p1) {
+            const char *next = (const char *)(gw1 + (int64_t)indices[p + MN_PREFETCH] * hp + j0);
+            MN_UNROLL for (int c = 0; c < nv * VL * (int)sizeof(T); c += 64) __builtin_prefetch(next + c, 1);
+        }
         MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(g + v * VL, MN_LOAD(g + v * VL) + x * d[v]);
     }
     T *g = gw1 + n_in * hp + j0;  /* the bias input is 1 */
@@ -80,7 +112,11 @@ MN_TARGET static void MN_FN(mn_chunk)(
 
         /* Hidden layer, fused with its transfer function below. */
         MN_OVER_BLOCKS(MN_FN(mn_hidden_block), oh, w1, indices, values, p0, p1, n_in, hp);
-        for (j = 0; j < h; j++) oh[j] = MN_ACTIVATE(oh[j], act);
+        if (act == MN_ACT_SIGMOID) {
+            for (j = 0; j < hp; j += VL) MN_STORE(oh + j, MN_FN(mn_vsigmoid)(MN_LOAD(oh + j)));
+        } else {
+            for (j = 0; j < h; j++) oh[j] = MN_ACTIVATE(oh[j], act);
+        }
         for (j = h; j < hp; j++) oh[j] = 0;  /* padding contributes nothing downstream */
 
         /* Output layer: k dot products of length hp. */
