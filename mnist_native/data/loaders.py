@@ -125,11 +125,13 @@ def load_mnist(path=None, *, dtype=np.float32, cache_dir=None, download=True, pr
 
 
 def _image_lists(images):
-    """``images.tolist()``, faster and in a quarter of the memory when pixels are k/256.
+    """``images.tolist()``, in a quarter of the memory when pixels are k/256.
 
     MNIST pixels take only 256 values, so every row can point at the same 256 Python float
-    objects instead of allocating 54.9 million of them; floats are immutable, so the
-    lists behave exactly like those of ``tolist()``.  Other values fall back to ``tolist()``.
+    objects instead of allocating 54.9 million of them: 8 bytes per pixel instead of 32
+    (0.44 GB instead of 1.76 GB for the whole set), and about a quarter less time,
+    measured.  Floats are immutable, so the lists behave exactly like those of
+    ``tolist()``.  Other values fall back to ``tolist()``.
     """
     pixels = _exact_pixels(images)
     if pixels is None:
@@ -137,8 +139,8 @@ def _image_lists(images):
         for start in range(0, len(images), _ROWS_PER_CHUNK):  # bounded temporaries
             out.extend(images[start:start + _ROWS_PER_CHUNK].tolist())
         return out
-    # itemgetter over a row's bytes is the fastest pure-Python gather measured (about
-    # 1.4x a NumPy object-array take + tolist, 4x tolist of float32).
+    # itemgetter over a row's bytes was the fastest gather measured (ahead of map() and of
+    # a NumPy object-array take + tolist).
     flat, width = pixels.tobytes(), pixels.shape[1]
     return [list(operator.itemgetter(*flat[i:i + width])(_PIXEL_FLOATS))
             for i in range(0, len(flat), width)]
