@@ -15,14 +15,24 @@ from .transfer_functions import dsigmoid, sigmoid
 LOSS_NAMES = {False: "mse", True: "cross-entropy"}
 
 
-def mean_loss(outputs, targets, cross_entropy):
-    """Mean per-sample loss: ||o - y||^2 (MSE) or -sum y log o (cross-entropy, o clipped away
-    from 0 so saturated outputs give a large finite number, not inf or NaN)."""
-    outputs = np.asarray(outputs, dtype=np.float64)
+def mean_loss(outputs, targets, cross_entropy, logits=None):
+    """Mean per-sample loss: ||o - y||^2 (MSE) or -sum y log o (cross-entropy).
+
+    For cross-entropy, log o is taken as the log-softmax of ``logits`` (u_output) when given:
+    exact even where o has underflowed to 0, and what the native kernels compute.  Without
+    logits, o is clipped away from 0 (a large finite loss, never inf or NaN).
+    """
     targets = np.asarray(targets, dtype=np.float64)
     if cross_entropy:
-        tiny = np.finfo(np.float64).tiny
-        return float(-np.sum(targets * np.log(np.clip(outputs, tiny, None))) / len(outputs))
+        if logits is not None:
+            u = np.asarray(logits, dtype=np.float64)
+            shifted = u - u.max(axis=1, keepdims=True)
+            log_o = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        else:
+            tiny = np.finfo(np.float64).tiny
+            log_o = np.log(np.clip(np.asarray(outputs, dtype=np.float64), tiny, None))
+        return float(-np.sum(targets * log_o) / len(targets))
+    outputs = np.asarray(outputs, dtype=np.float64)
     return float(np.sum((outputs - targets) ** 2) / len(outputs))
 
 
@@ -305,8 +315,9 @@ class MethodTrainer:
 
     def _measure(self):
         out = self.model.o_output
+        logits = getattr(self.model, "u_output", None) if self.cross_entropy else None
         return (percent_correct(out, self.labels),
-                mean_loss(out, self.target_array, self.cross_entropy))
+                mean_loss(out, self.target_array, self.cross_entropy, logits))
 
     def full_batch_step(self):
         self.forward(self.inputs)

@@ -1,0 +1,172 @@
+"""The fused training kernels (src/_train.pyx): against the reference, across thread counts,
+SIMD variants and batch modes."""
+import contextlib
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import mnist_native as mn
+from mnist_native import _fused, _train, reference
+
+TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-5)}
+
+
+def make_data(rng, n, n_in, n_out, density=0.3):
+    """Inputs with many exact zeros and negative values; one-hot targets."""
+    x = rng.normal(size=(n, n_in)) * (rng.random((n, n_in)) < density)
+    y = np.eye(n_out)[rng.integers(0, n_out, n)]
+    return x, y
+
+
+def train(cls, shape, data, val, dtype, xe=False, seed=5, **kwargs):
+    model = cls(*shape, dtype=dtype, seed=seed, **({"num_threads": kwargs.pop("threads")}
+                                                     if "threads" in kwargs else {}))
+    fit = model.train_xe if xe else model.train
+    with contextlib.redirect_stdout(io.StringIO()):
+        history = fit(data, val, plot=False, **kwargs)
+    return model, history
+
+
+def assert_same_training(a, b, dtype):
+    (ma, ha), (mb, hb) = a, b
+    np.testing.assert_allclose(ma.W_input_to_hidden, mb.W_input_to_hidden, **TOL[dtype])
+    np.testing.assert_allclose(ma.W_hidden_to_output, mb.W_hidden_to_output, **TOL[dtype])
+    assert ha.train_accuracy == hb.train_accuracy
+    assert ha.validation_accuracy == hb.validation_accuracy
+    np.testing.assert_allclose(ha.loss, hb.loss, rtol=1e-9 if dtype == np.float64 else 1e-4)
+    assert ha.best_iteration == hb.best_iteration
+
+
+SHAPES = [(1, 1, 1, 1), (5, 3, 2, 7), (784, 75, 10, 1500), (60, 300, 12, 300), (33, 9, 4, 257)]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("xe", [False, True])
+@pytest.mark.parametrize("n_in,hidden,n_out,n", SHAPES)
+def test_full_batch_training_matches_reference(n_in, hidden, n_out, n, xe, dtype):
+    rng = np.random.default_rng(n_in * 1000 + hidden)
+    data, val = make_data(rng, n, n_in, n_out), make_data(rng, 40, n_in, n_out)
+    # A learning rate that makes progress, so the kept weights are not the starting ones.
+    kwargs = dict(iterations=4, learning_rate=2.0)
+    native = train(mn.NeuralNetwork, (n_in, hidden, n_out), data, val, dtype, xe, **kwargs)
+    ref = train(reference.NeuralNetwork, (n_in, hidden, n_out), data, val, dtype, xe, **kwargs)
+    assert_same_training(native, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("xe", [False, True])
+@pytest.mark.parametrize("batch_size,shuffle", [(16, True), (100, False), (7, True)])
+def test_minibatch_training_matches_reference(batch_size, shuffle, xe, dtype):
+    rng = np.random.default_rng(batch_size)
+    data, val = make_data(rng, 300, 50, 4), make_data(rng, 30, 50, 4)
+    kwargs = dict(iterations=2, learning_rate=0.5, batch_size=batch_size, shuffle=shuffle)
+    native = train(mn.NeuralNetwork, (50, 20, 4), data, val, dtype, xe, **kwargs)
+    ref = train(reference.NeuralNetwork, (50, 20, 4), data, val, dtype, xe, **kwargs)
+    assert_same_training(native, ref, dtype)
+
+
+def test_weights_actually_move():
+    """Guards the comparisons above: identical because trained alike, not because untouched."""
+    rng = np.random.default_rng(0)
+    data, val = make_data(rng, 200, 30, 3), make_data(rng, 20, 30, 3)
+    model = mn.NeuralNetwork(30, 10, 3, seed=1)
+    before = model.W_input_to_hidden.copy()
+    with contextlib.redirect_stdout(io.StringIO()):
+        history = model.train(data, data, iterations=5, learning_rate=2.0, plot=False)
+    assert history.best_iteration > 0
+    assert not np.array_equal(before, model.W_input_to_hidden)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_size", [None, 64])
+def test_bitwise_identical_for_any_thread_count(dtype, batch_size):
+    rng = np.random.default_rng(7)
+    data, val = make_data(rng, 3000, 784, 10, density=0.2), make_data(rng, 500, 784, 10)
+    runs = [train(mn.NeuralNetwork, (784, 75, 10), data, val, dtype, threads=t,
+                  iterations=3, learning_rate=1.0, batch_size=batch_size) for t in (1, 2, 3)]
+    for model, history in runs[1:]:
+        assert np.array_equal(model.W_input_to_hidden, runs[0][0].W_input_to_hidden)
+        assert np.array_equal(model.W_hidden_to_output, runs[0][0].W_hidden_to_output)
+        assert history.loss == runs[0][1].loss
+        assert history.train_accuracy == runs[0][1].train_accuracy
+
+
+def test_baseline_simd_variant_matches_reference():
+    """The portable (non-AVX2) kernels, forced in a fresh interpreter, against the reference."""
+    script = (
+        "import contextlib, io, numpy as np, mnist_native as mn\n"
+        "from mnist_native import reference\n"
+        "assert mn.build_info()['simd'] == 'baseline', mn.build_info()\n"
+        "rng = np.random.default_rng(3)\n"
+        "x = rng.normal(size=(400, 90)) * (rng.random((400, 90)) < 0.3)\n"
+        "y = np.eye(5)[rng.integers(0, 5, 400)]\n"
+        "out = []\n"
+        "for cls in (mn.NeuralNetwork, reference.NeuralNetwork):\n"
+        "    m = cls(90, 21, 5, seed=2)\n"
+        "    with contextlib.redirect_stdout(io.StringIO()):\n"
+        "        m.train((x, y), (x[:50], y[:50]), iterations=3, learning_rate=2.0, plot=False)\n"
+        "    out.append(m.W_input_to_hidden)\n"
+        "np.testing.assert_allclose(out[0], out[1], rtol=1e-12, atol=1e-12)\n"
+        "print('ok')\n"
+    )
+    env = dict(os.environ, MNIST_NATIVE_SIMD="baseline")
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_simd_variant_reported():
+    info = mn.build_info()
+    expected = "avx2+fma" if _train.cpu_has_avx2() else "baseline"
+    if os.environ.get("MNIST_NATIVE_SIMD", "").lower() == "baseline":
+        expected = "baseline"
+    assert info["simd"] == expected
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_csr_conversion(dtype):
+    rng = np.random.default_rng(1)
+    x = (rng.normal(size=(57, 300)) * (rng.random((57, 300)) < 0.25)).astype(dtype)
+    x[3] = 0  # an empty row
+    indptr, indices, values = _fused.to_csr(x, n_threads=2)
+    rebuilt = np.zeros_like(x)
+    for i in range(len(x)):
+        rebuilt[i, indices[indptr[i]:indptr[i + 1]]] = values[indptr[i]:indptr[i + 1]]
+    assert np.array_equal(rebuilt, x)
+    assert indices.dtype == np.uint16 and values.dtype == dtype
+    assert indptr[4] == indptr[3]
+
+
+def test_chunking_depends_on_batch_only():
+    assert _fused.chunk_size(50000) == _fused.MAX_CHUNK
+    assert _fused.chunk_size(10) == 10
+    sizes = [_fused.chunk_size(b) for b in (1, 255, 256, 2000, 8193, 10**6)]
+    assert all(1 <= s <= _fused.MAX_CHUNK for s in sizes)
+
+
+def test_overridden_transfer_functions_fall_back_to_method_calls():
+    """A transfer pair the kernels do not know still trains, through the per-call path."""
+    calls = []
+
+    def relu(u):
+        calls.append(1)
+        return np.maximum(u, 0)
+
+    def drelu(u):
+        return (np.asarray(u) > 0).astype(float)
+
+    rng = np.random.default_rng(2)
+    data = make_data(rng, 50, 8, 3)
+    out = []
+    for cls in (mn.NeuralNetwork, reference.NeuralNetwork):
+        m = cls(8, 6, 3, relu, drelu, seed=4)
+        with contextlib.redirect_stdout(io.StringIO()):
+            m.train(data, data, iterations=3, learning_rate=0.1, plot=False)
+        out.append(m.W_input_to_hidden)
+    assert calls
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-12, atol=1e-12)
