@@ -207,6 +207,10 @@ class LabNetwork:
         blocking).  ``callback(history)``, if given, is called after every iteration.
         Called again, training continues from the current weights.
 
+        Interrupting (Ctrl-C, or a notebook's "interrupt kernel") is seen within about a
+        second: the best weights so far are put in place, ``self.history`` holds the history
+        up to that point (``interrupted`` set), and ``KeyboardInterrupt`` is re-raised.
+
         Returns
         -------
         TrainingHistory
@@ -236,6 +240,7 @@ class LabNetwork:
         self._weights()
 
         history = TrainingHistory(LOSS_NAMES[cross_entropy], 0.0)
+        self.history = history  # reachable even if training is interrupted
         self.loss_kind = LOSS_NAMES[cross_entropy]
         start = time.perf_counter()
         trainer = self._trainer((inputs, targets), (val_inputs, val_targets), data_arrays,
@@ -262,9 +267,12 @@ class LabNetwork:
         Full batch: one training forward pass per iteration; the pass that starts iteration
         t + 1 also measures the weights after iteration t (one extra pass at the end).
         """
+        best = [None]
+
         def record(train, val_acc):
-            """Add one iteration; True when its weights are the best so far."""
-            is_best = history.add(train[0], train[1], val_acc, time.perf_counter() - start)
+            """Add one iteration, keeping its weights when they are the best so far."""
+            if history.add(train[0], train[1], val_acc, time.perf_counter() - start):
+                best[0] = trainer.snapshot()
             if verbose:
                 print(f"[Iteration {history.iterations:3d}/{iterations}]  "
                       f"Training accuracy: {train[0]:6.2f} %  "
@@ -272,27 +280,32 @@ class LabNetwork:
                       f"{history.loss_name}: {train[1]:.5f}  time: {history.seconds[-1]:.2f} s")
             if callback is not None:
                 callback(history)
-            return is_best
 
         history.initial_validation_accuracy = trainer.measure_validation()
         history.best_validation_accuracy = history.initial_validation_accuracy
-        best = trainer.snapshot()
+        best[0] = trainer.snapshot()
         pending_val = None
-        for _ in range(iterations):
-            if batch_size is None:
-                measured = trainer.full_batch_step()  # of the weights before this step
-                if pending_val is not None and record(measured, pending_val):
-                    best = trainer.snapshot()
-                pending_val = trainer.measure_validation()
-            else:
-                n = trainer.n_samples
-                order = self.rng.permutation(n) if shuffle else np.arange(n)
-                trainer.epoch(order, batch_size)
-                if record(trainer.measure_training(), trainer.measure_validation()):
-                    best = trainer.snapshot()
-        if pending_val is not None and record(trainer.measure_training(), pending_val):
-            best = trainer.snapshot()
-        trainer.restore(best)
+        try:
+            for _ in range(iterations):
+                if batch_size is None:
+                    measured = trainer.full_batch_step()  # of the weights before this step
+                    if pending_val is not None:
+                        record(measured, pending_val)
+                    pending_val = trainer.measure_validation()
+                else:
+                    n = trainer.n_samples
+                    order = self.rng.permutation(n) if shuffle else np.arange(n)
+                    trainer.epoch(order, batch_size)
+                    record(trainer.measure_training(), trainer.measure_validation())
+            if pending_val is not None:
+                record(trainer.measure_training(), pending_val)
+        except KeyboardInterrupt:
+            # Ctrl-C (or a notebook's interrupt): keep the best weights so far and the history
+            # up to here (``self.history``), then let the interrupt go on.
+            history.interrupted = True
+            trainer.restore(best[0])
+            raise
+        trainer.restore(best[0])
 
 
 class MethodTrainer:

@@ -11,7 +11,8 @@ class TrainingHistory:
     (argmax of the output against argmax of the one-hot target), the mean per-sample training
     loss, and the wall-clock seconds since training started.  ``best_iteration`` is how many
     iterations the kept (best-validation) weights had had; 0 means the starting weights were
-    never beaten and were kept.
+    never beaten and were kept.  ``interrupted`` is True when a KeyboardInterrupt stopped
+    training early.
     """
 
     loss_name: str
@@ -22,6 +23,7 @@ class TrainingHistory:
     seconds: List[float] = field(default_factory=list)
     best_iteration: int = 0
     best_validation_accuracy: float = 0.0
+    interrupted: bool = False
 
     def add(self, train_accuracy, loss, validation_accuracy, seconds):
         """Append one iteration; True when its validation accuracy is the best so far."""

@@ -18,6 +18,7 @@ Design
 cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
+from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int32_t, int64_t, uint16_t
 
 cdef extern from "platform.h" nogil:
@@ -102,7 +103,8 @@ def run_epoch(
     With ``update``, each batch is followed by the gradient step ``w -= learning_rate *
     mean gradient``; without, it is a forward pass that only measures.  Returns the first
     batch's (loss sum, correct count), measured with the weights before its step (for full
-    batch: the whole training set's).
+    batch: the whole training set's).  Signals are checked between batches, so Ctrl-C stops
+    a long epoch promptly (with the weights part-way through it).
     """
     cdef int64_t n = order.shape[0], n_in = w1.shape[0] - 1, hp = w1.shape[1], k = w2t.shape[0]
     cdef int64_t start, stop, n_chunks, c, r0, r1, i, t, w1_rows = w1.shape[0]
@@ -166,6 +168,9 @@ def run_epoch(
                               0, k, hp, step)
                 reduce_update(&b2[0, 0], &acc[0, 0], &gb2[0, 0], n_chunks, k, 0, 1, k, step)
             start = stop
+            if start < n:
+                with gil:  # Ctrl-C is seen between batches; raises KeyboardInterrupt
+                    PyErr_CheckSignals()
     return first_loss, first_correct
 
 
