@@ -62,9 +62,10 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-def test_sigint_during_native_epoch_is_seen_within_a_second():
+def test_sigint_during_native_epoch_is_seen_within_a_second(tmp_path):
+    # Run outside the source tree, so the installed (built) package is the one imported.
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
         assert proc.stdout.readline().strip() == "started"
         time.sleep(0.3)  # well inside the next epoch
