@@ -58,6 +58,8 @@ class LabNetwork:
         self.transfer_f = transfer_f
         self.transfer_df = transfer_df
         self.dtype = v.check_dtype(dtype)
+        weights = (n_in + 1) * n_hidden + (n_hidden + 1) * n_out
+        v.check_fits_in_memory(weights * self.dtype.itemsize, f"a {n_in}-{n_hidden}-{n_out} network")
         self.rng = np.random.default_rng(seed)
         self.loss_kind = None  # "mse" or "cross-entropy" once trained
         self.weights_init()

@@ -9,6 +9,7 @@ import os
 import numpy as np
 
 from . import _kernels, _train
+from . import _validation as v
 
 # The SIMD variant in use: AVX2+FMA where the CPU has it, unless MNIST_NATIVE_SIMD=baseline.
 SIMD = _train.simd_init(os.environ.get("MNIST_NATIVE_SIMD", "auto").strip().lower() != "baseline")
@@ -81,6 +82,8 @@ class FusedTrainer:
         self._load_weights(w1, w2)
         step_batch = batch_size or self.train.n
         grad_chunks = n_chunks(step_batch)
+        v.check_fits_in_memory(grad_chunks * (n_in + 1 + k) * hp * dtype.itemsize,
+                               "the training buffers")
         self.gw1 = np.empty((grad_chunks, n_in + 1, hp), dtype=dtype)
         self.gw2t = np.empty((grad_chunks, k, hp), dtype=dtype)
         self.gb2 = np.empty((grad_chunks, k), dtype=dtype)
@@ -92,6 +95,7 @@ class FusedTrainer:
         self.dh = np.empty((t, hp), dtype=dtype)
         self.o = np.empty((t, k), dtype=dtype)
         self.acc = np.empty((t, max(hp, k)), dtype=np.float64)
+        self.best = (np.empty_like(self.w1), np.empty_like(self.w2t), np.empty_like(self.b2))
 
     def _load_weights(self, w1, w2):
         h = self.h
@@ -122,7 +126,10 @@ class FusedTrainer:
         return self._run(self.val, self.val.identity, self.val.n, False)[0]
 
     def snapshot(self):
-        return self.w1.copy(), self.w2t.copy(), self.b2.copy()
+        """Keep the current weights as the best (one preallocated copy: no allocation)."""
+        for kept, current in zip(self.best, (self.w1, self.w2t, self.b2)):
+            np.copyto(kept, current)
+        return self.best
 
     def restore(self, snapshot):
         """Put ``snapshot`` into the model's weights, in the lab's layout."""

@@ -4,6 +4,7 @@ Everything the native kernels assume (2-D, C-contiguous, the model's dtype, fini
 the right width) is established here, before any ``nogil`` code runs.
 """
 import numbers
+import os
 
 import numpy as np
 
@@ -98,3 +99,19 @@ def check_pair(data, name):
     if len(inputs) == 0:
         raise ValueError(f"{name} is empty: it needs at least one sample")
     return inputs, targets
+
+
+def physical_memory():
+    """Bytes of RAM on this machine, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_fits_in_memory(n_bytes, what):
+    """Refuse, before allocating, what could never fit in this machine's memory."""
+    total = physical_memory()
+    if total is not None and n_bytes > total:
+        raise ValueError(f"{what} would need {n_bytes / 2**30:.1f} GiB, more than this "
+                         f"machine's {total / 2**30:.1f} GiB of memory")

@@ -20,6 +20,9 @@ class Workspace:
     """
 
     def __init__(self, batch, n_in, n_hidden, n_out, dtype, n_threads):
+        per_sample = (n_in + 1) + 3 * n_hidden + 1 + 3 * n_out
+        v.check_fits_in_memory(batch * per_sample * np.dtype(dtype).itemsize,
+                               f"the activations of {batch} samples")
         self.input = np.empty((batch, n_in + 1), dtype=dtype)
         self.input[:, n_in] = 1  # the bias input; the kernels never write it
         self.u_hidden = np.empty((batch, n_hidden), dtype=dtype)

@@ -1,0 +1,110 @@
+"""Concurrency, memory and numerics at the edges of the native network."""
+import contextlib
+import io
+import threading
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+import mnist_native as mn
+from mnist_native import reference
+
+
+def learnable(seed, n=1500, n_in=200, n_out=10):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, n_in)) * (rng.random((n, n_in)) < 0.2)
+    y = np.eye(n_out)[np.argmax(x @ rng.normal(size=(n_in, n_out)), axis=1)]
+    return x, y
+
+
+def fit(model, data, **kwargs):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return model.train(data, (data[0][:200], data[1][:200]), plot=False, **kwargs)
+
+
+@pytest.mark.parametrize("batch_size", [None, 50])
+def test_two_models_training_at_once_match_one_after_the_other(batch_size):
+    datasets = [learnable(1), learnable(2)]
+
+    def run(i, out):
+        model = mn.NeuralNetwork(200, 40, 10, seed=i, num_threads=2)
+        history = fit(model, datasets[i], iterations=15, learning_rate=1.0,
+                      batch_size=batch_size)
+        out[i] = (model.W_input_to_hidden.copy(), model.W_hidden_to_output.copy(),
+                  history.loss)
+
+    alone = {}
+    for i in range(2):
+        run(i, alone)
+    together = {}
+    threads = [threading.Thread(target=run, args=(i, together)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(2):
+        assert np.array_equal(alone[i][0], together[i][0])
+        assert np.array_equal(alone[i][1], together[i][1])
+        assert alone[i][2] == together[i][2]
+
+
+def test_training_allocates_nothing_per_iteration():
+    """Peak traced memory after iteration 10 stays where it was, up to iteration 300."""
+    data = learnable(3, n=3000, n_in=300)
+    model = mn.NeuralNetwork(300, 50, 10, seed=0, dtype=np.float32)
+    marks = {}
+
+    def watch(history):
+        if history.iterations == 10:
+            tracemalloc.reset_peak()
+            marks["base"] = tracemalloc.get_traced_memory()[0]
+
+    tracemalloc.start()
+    try:
+        fit(model, data, iterations=300, learning_rate=1.0, callback=watch)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # The history's 290 new entries are a few tens of kB; one iteration's arrays would be MBs.
+    print("peak growth after iteration 10:", peak - marks["base"], "bytes")
+    assert peak - marks["base"] < 256 * 1024, (peak, marks["base"])
+
+
+@pytest.mark.parametrize("cls", [mn.NeuralNetwork, reference.NeuralNetwork])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_extreme_inputs_give_no_nan_and_no_warning(cls, dtype):
+    x = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 1e4], [0.0, 0.0, 0.0]])
+    y = np.eye(2)[[0, 1, 0]]
+    model = cls(3, 4, 2, seed=0, dtype=dtype)
+    model.weights_init(np.full((4, 4), 3.0), np.array([[5.0, -5.0]] * 5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for forward, backward, fit_ in ((model.feedforward, model.backpropagate, model.train),
+                                        (model.feedforward_xe, model.backpropagate_xe,
+                                         model.train_xe)):
+            forward(x)
+            assert np.isfinite(model.o_output).all()
+            backward(y, 1.0)
+            assert np.isfinite(model.W_input_to_hidden).all()
+            with contextlib.redirect_stdout(io.StringIO()):
+                history = fit_((x, y), (x, y), iterations=3, plot=False)
+            assert np.isfinite(history.loss).all()
+
+
+def test_transfer_functions_at_the_edges():
+    x = np.array([-1e4, -800.0, -30.0, 0.0, 30.0, 800.0, 1e4])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = mn.sigmoid(x)
+        d = mn.dsigmoid(x)
+        p = mn.softmax(np.array([x, -x]))
+    assert np.isfinite(s).all() and np.isfinite(d).all() and np.isfinite(p).all()
+    assert s[0] == 0.0 and s[-1] == 1.0 and s[3] == 0.5
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+
+
+def test_sizes_that_cannot_fit_are_refused_before_allocating():
+    with pytest.raises(ValueError, match="GiB"):
+        mn.NeuralNetwork(10**6, 10**6, 10)
