@@ -3,8 +3,9 @@
 OpenMP is decided by compiling, linking and *running* a tiny OpenMP program with the very
 compiler setuptools will use (as scikit-learn does): a flag that compiles but does not link
 or run is no use.  Without OpenMP the package still builds, serial, with a loud warning;
-``MNIST_NATIVE_REQUIRE_OPENMP=1`` turns that into an error.  ``MNIST_NATIVE_DEBUG=1`` builds
-with Cython bounds checks on and AddressSanitizer/UBSan.
+``MNIST_NATIVE_REQUIRE_OPENMP=1`` turns that into an error, ``MNIST_NATIVE_NO_OPENMP=1``
+builds serial on purpose.  ``MNIST_NATIVE_DEBUG=1`` builds with Cython bounds checks on and
+AddressSanitizer/UBSan.
 """
 import os
 import subprocess
@@ -20,6 +21,8 @@ from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("MNIST_NATIVE_DEBUG", "") not in ("", "0")
 REQUIRE_OPENMP = os.environ.get("MNIST_NATIVE_REQUIRE_OPENMP", "") not in ("", "0")
+# Build serial kernels on purpose (CI tests the fallback this way).
+NO_OPENMP = os.environ.get("MNIST_NATIVE_NO_OPENMP", "") not in ("", "0")
 
 OPENMP_TEST = textwrap.dedent(
     """
@@ -66,8 +69,11 @@ class BuildExt(build_ext):
     def build_extensions(self):
         ctype = self.compiler.compiler_type
         cflags, ldflags = openmp_flags(ctype)
-        openmp = openmp_works(self.compiler, cflags, ldflags)
-        if not openmp:
+        openmp = not NO_OPENMP and openmp_works(self.compiler, cflags, ldflags)
+        if NO_OPENMP:
+            print("mnist_native: MNIST_NATIVE_NO_OPENMP is set: building serial kernels")
+            cflags, ldflags = [], []
+        elif not openmp:
             message = (
                 "\n" + "*" * 72 + "\n"
                 "mnist_native: this compiler cannot build and run an OpenMP program\n"
