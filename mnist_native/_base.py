@@ -174,8 +174,10 @@ class LabNetwork:
     def _targets(self, targets, name="targets"):
         return v.as_matrix(targets, name, self.output_layer_size, self.dtype)
 
-    def _backprop_targets(self, targets):
-        """``targets`` checked against the outputs of the last forward pass they must match."""
+    def _backprop_args(self, targets, learning_rate):
+        """``targets``, checked against the outputs of the last forward pass they must match,
+        and the learning rate, checked."""
+        learning_rate = v.check_learning_rate(learning_rate)
         if getattr(self, "o_output", None) is None:
             raise RuntimeError("backpropagate needs a forward pass first: call "
                                "feedforward(inputs) (feedforward_xe for backpropagate_xe)")
@@ -183,7 +185,7 @@ class LabNetwork:
         if len(y) != len(self.o_output):
             raise ValueError(f"targets has {len(y)} samples but the last forward pass had "
                              f"{len(self.o_output)}")
-        return y
+        return y, learning_rate
 
     def predict(self, test_data):
         """Number (an int) of samples of ``test_data = (inputs, one-hot targets)`` whose argmax
@@ -290,9 +292,12 @@ class LabNetwork:
         try:
             for _ in range(iterations):
                 if batch_size is None:
-                    measured = trainer.full_batch_step()  # of the weights before this step
+                    # One pass measures the weights after the previous step (so they can be
+                    # recorded, and kept if best, before they move) and computes this step.
+                    measured = trainer.full_batch_gradient()
                     if pending_val is not None:
                         record(measured, pending_val)
+                    trainer.apply_gradient()
                     pending_val = trainer.measure_validation()
                 else:
                     n = trainer.n_samples
@@ -334,11 +339,13 @@ class MethodTrainer:
         return (percent_correct(out, self.labels),
                 mean_loss(out, self.target_array, self.cross_entropy, logits))
 
-    def full_batch_step(self):
+    def full_batch_gradient(self):
         self.forward(self.inputs)
-        measured = self._measure()
+        return self._measure()
+
+    def apply_gradient(self):
+        """The step from the forward pass of ``full_batch_gradient``."""
         self.backward(self.targets, self.learning_rate)
-        return measured
 
     def epoch(self, order, batch_size):
         for begin in range(0, len(order), batch_size):

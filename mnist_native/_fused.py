@@ -103,27 +103,34 @@ class FusedTrainer:
         self.w2t[:, :h] = w2[:h].T
         self.b2[0] = w2[h]
 
-    def _run(self, batches, order, batch_size, update):
+    def _run(self, batches, order, batch_size, mode):
         loss_sum, correct = _train.run_epoch(
             self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats,
             self.oh, self.dh, self.o, self.acc, batches.indptr, batches.indices,
             batches.values, batches.targets, batches.labels, order, self.h, batch_size,
-            chunk_size(batch_size), self.learning_rate, self.loss, self.act, update,
+            chunk_size(batch_size), self.learning_rate, self.loss, self.act, mode,
             self.threads)
         n = min(batch_size, len(order))
         return 100.0 * correct / n, loss_sum / n
 
-    def full_batch_step(self):
-        return self._run(self.train, self.train.identity, self.train.n, True)
+    def full_batch_gradient(self):
+        """Measure the current weights on the whole training set and leave their gradient
+        ready for ``apply_gradient``: one pass over the data."""
+        return self._run(self.train, self.train.identity, self.train.n, _train.GRADIENT)
+
+    def apply_gradient(self):
+        _train.apply_gradient(self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2,
+                              self.acc, n_chunks(self.train.n), self.train.n,
+                              self.learning_rate, self.threads)
 
     def epoch(self, order, batch_size):
-        self._run(self.train, order.astype(np.int64), batch_size, True)
+        self._run(self.train, order.astype(np.int64), batch_size, _train.STEP)
 
     def measure_training(self):
-        return self._run(self.train, self.train.identity, self.train.n, False)
+        return self._run(self.train, self.train.identity, self.train.n, _train.MEASURE)
 
     def measure_validation(self):
-        return self._run(self.val, self.val.identity, self.val.n, False)[0]
+        return self._run(self.val, self.val.identity, self.val.n, _train.MEASURE)[0]
 
     def snapshot(self):
         """Keep the current weights as the best (one preallocated copy: no allocation)."""

@@ -151,8 +151,7 @@ class NeuralNetwork(LabNetwork):
         self._backpropagate(targets, learning_rate, cross_entropy=True)
 
     def _backpropagate(self, targets, learning_rate, cross_entropy):
-        learning_rate = v.check_learning_rate(learning_rate)
-        y = self._backprop_targets(targets)
+        y, learning_rate = self._backprop_args(targets, learning_rate)
         self._weights()
         self._backward(self._state_workspace(), y, learning_rate, cross_entropy)
 

@@ -45,13 +45,13 @@ class NeuralNetwork(LabNetwork):
 
     def backpropagate(self, targets, learning_rate=5.0):
         """One gradient step on the mean MSE of the last ``feedforward``."""
-        y = self._backprop_targets(targets)
+        y, learning_rate = self._backprop_args(targets, learning_rate)
         delta_out = 2 * (self.o_output - y) * self.transfer_df(self.u_output)
         self._step(delta_out, learning_rate)
 
     def backpropagate_xe(self, targets, learning_rate=5.0):
         """One gradient step on the mean cross-entropy of the last ``feedforward_xe``."""
-        y = self._backprop_targets(targets)
+        y, learning_rate = self._backprop_args(targets, learning_rate)
         self._step(self.o_output - y, learning_rate)
 
     def _step(self, delta_out, learning_rate):

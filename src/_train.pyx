@@ -82,6 +82,48 @@ cdef inline void reduce_update(floating *w, double *acc, const floating *g, int6
         mn_reduce_update_f64(w, acc, g, n_chunks, stride, i0, i1, cols, step)
 
 
+# run_epoch modes
+cdef enum:
+    MODE_MEASURE = 0   # forward only: loss and accuracy
+    MODE_STEP = 1      # gradient and weight update after every batch
+    MODE_GRADIENT = 2  # one batch's gradient, left in the partial buffers for apply_gradient
+MEASURE, STEP, GRADIENT = MODE_MEASURE, MODE_STEP, MODE_GRADIENT
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void apply_step(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2,
+                     floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
+                     double[:, ::1] acc, int64_t n_chunks, double step,
+                     int n_threads) noexcept nogil:
+    """w -= step * (chunk partial gradients summed in chunk order), rows split over threads."""
+    cdef int64_t i, rows = w1.shape[0], hp = w1.shape[1], k = w2t.shape[0], block = 8
+    for i in prange(0, rows, block, schedule="static", num_threads=n_threads):
+        reduce_update(&w1[0, 0], &acc[mn_thread_num(), 0], &gw1[0, 0, 0], n_chunks, rows * hp,
+                      i, i + block if i + block < rows else rows, hp, step)
+    reduce_update(&w2t[0, 0], &acc[0, 0], &gw2t[0, 0, 0], n_chunks, k * hp, 0, k, hp, step)
+    reduce_update(&b2[0, 0], &acc[0, 0], &gb2[0, 0], n_chunks, k, 0, 1, k, step)
+
+
+def apply_gradient(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2,
+                   floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
+                   double[:, ::1] acc, Py_ssize_t n_chunks, Py_ssize_t batch,
+                   double learning_rate, int n_threads):
+    """The step of a run_epoch(mode=GRADIENT) pass: w -= learning_rate * gradient / batch.
+
+    Shapes as in run_epoch; n_chunks is the number of chunks that pass filled.
+    """
+    if (n_chunks < 1 or batch < 1 or gw1.shape[0] < n_chunks or gw2t.shape[0] < n_chunks
+            or gb2.shape[0] < n_chunks or gw1.shape[1] != w1.shape[0]
+            or gw1.shape[2] != w1.shape[1] or gw2t.shape[1] != w2t.shape[0]
+            or gw2t.shape[2] != w1.shape[1] or w2t.shape[1] != w1.shape[1]
+            or gb2.shape[1] != w2t.shape[0] or b2.shape[1] != w2t.shape[0]
+            or acc.shape[0] < n_threads or acc.shape[1] < max(w1.shape[1], w2t.shape[0])):
+        raise ValueError("apply_gradient: inconsistent array shapes")
+    with nogil:
+        apply_step(w1, w2t, b2, gw1, gw2t, gb2, acc, n_chunks, learning_rate / batch, n_threads)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def run_epoch(
@@ -97,35 +139,40 @@ def run_epoch(
         const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
         const floating[:, ::1] targets, const int32_t[::1] labels, const int64_t[::1] order,
         Py_ssize_t h, Py_ssize_t batch_size, Py_ssize_t chunk_size, double learning_rate,
-        int loss, int act, bint update, int n_threads):
+        int loss, int act, int mode, int n_threads):
     """One pass over the samples in ``order``, in batches of ``batch_size``.
 
-    With ``update``, each batch is followed by the gradient step ``w -= learning_rate *
-    mean gradient``; without, it is a forward pass that only measures.  Returns the first
+    ``mode`` STEP: each batch is followed by the gradient step ``w -= learning_rate *
+    mean gradient``; MEASURE: a forward pass that only measures; GRADIENT: one batch's
+    gradient is left in gw1/gw2t/gb2 for ``apply_gradient`` (so the caller can keep the
+    weights it measured before they move).  Returns the first
     batch's (loss sum, correct count), measured with the weights before its step (for full
     batch: the whole training set's).  Signals are checked between batches, so Ctrl-C stops
     a long epoch promptly (with the weights part-way through it).
     """
     cdef int64_t n = order.shape[0], n_in = w1.shape[0] - 1, hp = w1.shape[1], k = w2t.shape[0]
-    cdef int64_t start, stop, n_chunks, c, r0, r1, i, t, w1_rows = w1.shape[0]
-    cdef int64_t row_block = 8, worst
-    cdef double step, first_loss = 0.0, first_correct = 0.0
+    cdef int64_t start, stop, n_chunks, c, r0, r1, t, worst
+    cdef double first_loss = 0.0, first_correct = 0.0
+    cdef bint grad = mode != MODE_MEASURE
     cdef floating *g1 = NULL
     cdef floating *g2 = NULL
     cdef floating *gb = NULL
     cdef bint first = True
     # Internal callers allocate all of these; a mismatch would write out of bounds, so it is
     # refused here, before the GIL is released.
+    if mode not in (MODE_MEASURE, MODE_STEP, MODE_GRADIENT) or (mode == MODE_GRADIENT
+                                                                and batch_size < n):
+        raise ValueError("mode must be MEASURE, STEP, or GRADIENT over one whole batch")
     if batch_size < 1 or chunk_size < 1 or n < 1:
         raise ValueError("batch_size, chunk_size and the sample count must be >= 1")
     worst = (min(batch_size, n) + chunk_size - 1) // chunk_size
-    if stats.shape[0] < worst or (update and gw1.shape[0] < worst):
+    if stats.shape[0] < worst or (grad and gw1.shape[0] < worst):
         raise ValueError(f"buffers hold {stats.shape[0]} chunks, {worst} needed")
     if (indptr.shape[0] != targets.shape[0] + 1 or labels.shape[0] != targets.shape[0]
             or targets.shape[1] != k or w2t.shape[1] != hp or b2.shape[1] != k
             or h > hp or oh.shape[1] != hp or dh.shape[1] != hp or o.shape[1] != k
             or acc.shape[1] < max(hp, k) or oh.shape[0] < n_threads or acc.shape[0] < n_threads
-            or (update and (gw1.shape[1] != n_in + 1 or gw1.shape[2] != hp
+            or (grad and (gw1.shape[1] != n_in + 1 or gw1.shape[2] != hp
                             or gw2t.shape[1] != k or gw2t.shape[2] != hp or gb2.shape[1] != k))):
         raise ValueError("run_epoch: inconsistent array shapes")
     if indices.shape[0] != values.shape[0] or indptr[indptr.shape[0] - 1] != values.shape[0]:
@@ -139,7 +186,7 @@ def run_epoch(
                 t = mn_thread_num()
                 r0 = start + c * chunk_size
                 r1 = r0 + chunk_size if r0 + chunk_size < stop else stop
-                if update:
+                if grad:
                     g1 = &gw1[c, 0, 0]
                     g2 = &gw2t[c, 0, 0]
                     gb = &gb2[c, 0]
@@ -156,17 +203,9 @@ def run_epoch(
                     first_loss += stats[c, 0]
                     first_correct += stats[c, 1]
                 first = False
-            if update:
-                step = learning_rate / (stop - start)
-                for i in prange(0, w1_rows, row_block, schedule="static",
-                                num_threads=n_threads):
-                    reduce_update(&w1[0, 0], &acc[mn_thread_num(), 0], &gw1[0, 0, 0],
-                                  n_chunks, w1_rows * hp, i,
-                                  i + row_block if i + row_block < w1_rows else w1_rows,
-                                  hp, step)
-                reduce_update(&w2t[0, 0], &acc[0, 0], &gw2t[0, 0, 0], n_chunks, k * hp,
-                              0, k, hp, step)
-                reduce_update(&b2[0, 0], &acc[0, 0], &gb2[0, 0], n_chunks, k, 0, 1, k, step)
+            if mode == MODE_STEP:
+                apply_step(w1, w2t, b2, gw1, gw2t, gb2, acc, n_chunks,
+                           learning_rate / (stop - start), n_threads)
             start = stop
             if start < n:
                 with gil:  # Ctrl-C is seen between batches; raises KeyboardInterrupt
