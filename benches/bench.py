@@ -1,0 +1,395 @@
+"""Time mnist_native against the NumPy reference, the lab's original code and PyTorch.
+
+Every variant is first checked against the NumPy reference (same initial weights, a few
+iterations on a small slice; weights compared at rtol 1e-9 in float64, 1e-4 in float32): a
+mismatch stops the run with exit status 1.  Then each is warmed up with a short run and timed
+as the best of ``--repeats`` ``train()`` calls.  The speed-up ratios at the end are computed
+from timings of this same run (the machine may be shared: compare ratios, not seconds
+across runs).
+
+Run from the repository root:  PYTHONPATH=. python benches/bench.py --quick
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)  # bench_variants and original_lab live beside this file
+try:
+    import mnist_native
+except ImportError:  # not installed: use the source tree this file is in
+    sys.path.insert(1, os.path.dirname(HERE))
+    import mnist_native
+
+import numpy as np
+
+import bench_variants as bv
+from bench_variants import Variant, Workload
+
+DTYPES = (np.float32, np.float64)
+
+# (hidden, iterations, --quick iterations, learning rate, cross-entropy, batch size)
+WORKLOADS = {
+    # the lab's run: first 1,000 training / 200 validation images
+    "subset": dict(hidden=30, iterations=300, quick=30, learning_rate=1.0),
+    # all 50,000 training / 10,000 validation images
+    "full": dict(hidden=75, iterations=300, quick=20, learning_rate=1.0),
+    # mini-batch SGD demo; iterations are epochs
+    "sgd": dict(hidden=128, iterations=10, quick=2, learning_rate=0.5, cross_entropy=True,
+                batch_size=16),
+}
+SUBSET_TRAIN, SUBSET_VALIDATION = 1000, 200
+
+# Targets (speed-up factors; the SGD demo's test accuracy % and seconds)
+NATIVE_VS_REFERENCE = 4.0
+NATIVE_VS_ORIGINAL = 200.0
+TWO_THREADS_VS_ONE = 1.7
+SGD_ACCURACY, SGD_SECONDS = 97.5, 60.0
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def make_workloads(splits, names, quick):
+    train, validation, test = splits["train"], splits["validation"], splits["test"]
+    out = []
+    for name in names:
+        spec = dict(WORKLOADS[name])
+        iterations = spec.pop("quick") if quick else spec["iterations"]
+        spec["iterations"] = iterations
+        if name == "subset":
+            data = bv.head(train, SUBSET_TRAIN), bv.head(validation, SUBSET_VALIDATION)
+        else:
+            data = train, validation
+        out.append(Workload(name, *data, test, **spec))
+    return out
+
+
+def thread_counts(max_threads):
+    """1, 2 (for the 2-vs-1 target) and the maximum."""
+    return sorted({1, min(2, max_threads), max_threads})
+
+
+def variants_for(wl, max_threads):
+    if wl.name == "sgd":
+        return [Variant("native", np.float32, max_threads)]
+    out = [Variant("native", dt, n) for dt in DTYPES for n in thread_counts(max_threads)]
+    out += [Variant("reference", dt, None) for dt in DTYPES]
+    if wl.name == "subset":  # on the full run the original would take ~40 minutes
+        out.append(Variant("original", np.float64, None))
+    if bv.torch is not None:
+        out += [Variant("torch", dt, max_threads) for dt in DTYPES]
+    return out
+
+
+def blas_threads():
+    """Threads NumPy's BLAS uses by default (the reference and the original)."""
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        value = os.environ.get(var, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return mnist_native.available_cpus()
+
+
+def load_average():
+    """The 1-, 5- and 15-minute load averages (None where the OS has none)."""
+    try:
+        return list(os.getloadavg())
+    except (AttributeError, OSError):
+        return None
+
+
+def machine_info():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{blas['name']} {blas.get('version', '')}".strip()
+    except Exception:
+        blas = None
+    return {
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "available_cpus": mnist_native.available_cpus(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": blas,
+        "blas_threads": blas_threads(),
+        "torch": bv.torch.__version__ if bv.torch is not None else None,
+        "build_info": mnist_native.build_info(),
+        "load_average_start": load_average(),
+    }
+
+
+# -- running ------------------------------------------------------------------------------
+
+def run_checks(plan):
+    for wl, variants in plan:
+        for variant in variants:
+            if variant.impl == "reference":
+                continue
+            err = bv.check(variant, wl)
+            log(f"  check ok  {wl.name:6s} {variant.label:34s} max rel. error {err:.1e}")
+
+
+def time_all(plan, repeats):
+    """Warm every variant up, then time ``repeats`` rounds, each running every variant once
+    (the original only in the first round): a burst of load from other processes then
+    slows one run of many variants rather than every run of one.  Returns JSON records."""
+    jobs = [(wl, variant) for wl, variants in plan for variant in variants]
+    for wl, variant in jobs:
+        warm_up = 1 if variant.impl == "original" else min(2, wl.iterations)
+        bv.fit(variant, wl, warm_up, test=False)
+    runs = [[] for _ in jobs]
+    accuracy = [None] * len(jobs)
+    for round_ in range(repeats):
+        for i, (wl, variant) in enumerate(jobs):
+            if variant.impl == "original" and round_ > 0:
+                continue
+            seconds, acc, _ = bv.fit(variant, wl, wl.iterations, test=(round_ == 0))
+            runs[i].append(seconds)
+            if round_ == 0:
+                accuracy[i] = acc
+            log(f"  run {round_ + 1}/{repeats}  {wl.name:6s} {variant.label:34s} "
+                f"{seconds:8.3f} s")
+    return [make_record(wl, variant, runs[i], accuracy[i])
+            for i, (wl, variant) in enumerate(jobs)]
+
+
+def make_record(wl, variant, runs, accuracy):
+    best = min(runs)
+    threads = variant.threads if variant.threads is not None else blas_threads()
+    return {
+        "workload": wl.name,
+        "impl": variant.impl,
+        "dtype": np.dtype(variant.dtype).name,
+        "threads": threads,
+        "threads_set_by": {"native": "num_threads", "torch": "torch.set_num_threads"}.get(
+            variant.impl, "NumPy BLAS default"),
+        "hidden": wl.hidden,
+        "n_train": len(wl.train[0]),
+        "n_validation": len(wl.validation[0]),
+        "loss": wl.loss,
+        "learning_rate": wl.learning_rate,
+        "batch_size": wl.batch_size,
+        "iterations": wl.iterations,
+        "seconds": best,
+        "ms_per_iteration": 1000.0 * best / wl.iterations,
+        "runs": runs,
+        "test_accuracy": accuracy,
+    }
+
+
+# -- reporting ----------------------------------------------------------------------------
+
+def find(records, workload, impl, dtype, threads=None):
+    for r in records:
+        if (r["workload"], r["impl"], r["dtype"]) == (workload, impl, dtype) and (
+                threads is None or r["threads"] == threads):
+            return r
+    return None
+
+
+def ratio_rows(records, max_threads, quick):
+    """(what, measured, target, status) rows; the records behind each are in this run."""
+    rows = []
+
+    def speedup(what, slow, fast, target):
+        if slow and fast:
+            value = slow["seconds"] / fast["seconds"]
+            status = "info" if target is None else ("PASS" if value >= target else "MISS")
+            rows.append((what, f"{value:.1f}x", "-" if target is None else f">= {target:g}x",
+                         status))
+
+    for dt in ("float32", "float64"):
+        native = find(records, "full", "native", dt, max_threads)
+        speedup(f"native vs reference, {dt}, full", find(records, "full", "reference", dt),
+                native, NATIVE_VS_REFERENCE)
+    for dt in ("float32", "float64"):
+        speedup(f"native vs reference, {dt}, subset (info)",
+                find(records, "subset", "reference", dt),
+                find(records, "subset", "native", dt, max_threads), None)
+    for dt in ("float32", "float64"):
+        speedup(f"native vs original (float64), native {dt}, subset",
+                find(records, "subset", "original", "float64"),
+                find(records, "subset", "native", dt, max_threads), NATIVE_VS_ORIGINAL)
+    for dt in ("float32", "float64"):
+        if max_threads >= 2:
+            speedup(f"native 2 threads vs 1 thread, {dt}, full",
+                    find(records, "full", "native", dt, 1), find(records, "full", "native", dt, 2),
+                    TWO_THREADS_VS_ONE)
+        elif find(records, "full", "native", dt, 1):
+            rows.append((f"native 2 threads vs 1 thread, {dt}, full", "-", ">= 1.7x",
+                         "n/a (--threads 1)"))
+    for dt in ("float32", "float64"):
+        speedup(f"native vs torch, {dt}, full (info)", find(records, "full", "torch", dt),
+                find(records, "full", "native", dt, max_threads), None)
+    for dt in ("float32", "float64"):
+        r = find(records, "full", "native", dt, max_threads)
+        if r:
+            what = f"native full run, {dt}, {max_threads} threads"
+            if quick:
+                what += f" ({r['iterations']} of {WORKLOADS['full']['iterations']} iterations)"
+            rows.append((what, f"{r['seconds']:.1f} s ({r['ms_per_iteration']:.0f} ms/it)",
+                         "-", "info"))
+    r = find(records, "sgd", "native", "float32")
+    if r:
+        what = (f"mini-batch SGD: xe, hidden {r['hidden']}, batch {r['batch_size']}, "
+                f"lr {r['learning_rate']:g}, {r['iterations']} epochs")
+        ok = r["test_accuracy"] >= SGD_ACCURACY and r["seconds"] <= SGD_SECONDS
+        rows.append((what, f"{r['test_accuracy']:.2f} % in {r['seconds']:.1f} s",
+                     f">= {SGD_ACCURACY} % in <= {SGD_SECONDS:g} s",
+                     "n/a (--quick)" if quick else ("PASS" if ok else "MISS")))
+    return rows
+
+
+def print_table(header, rows, markdown=False):
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    if markdown:
+        line = "| " + " | ".join("{:<%d}" % w for w in widths) + " |"
+    else:
+        line = "  ".join("{:<%d}" % w for w in widths)
+    print(line.format(*header).rstrip())
+    print(line.format(*("-" * w for w in widths)).rstrip())
+    for row in rows:
+        print(line.format(*row).rstrip())
+
+
+def report(machine, records, ratios, args):
+    b = machine["build_info"]
+    print(f"\nmnist_native {b['version']} benchmark, {machine['date']}")
+    load = "; 1-min load average at start {:.2f}, at end {:.2f}".format(
+        machine["load_average_start"][0], machine["load_average_end"][0]) if machine[
+        "load_average_start"] else ""
+    print(f"CPU: {machine['cpu']} ({machine['available_cpus']} available){load}")
+    print(f"build: openmp={b['openmp']} simd={b['simd']} compiler={b['compiler']}; "
+          f"numpy {machine['numpy']} ({machine['blas']}); torch {machine['torch'] or '-'}")
+    print(f"best of {args.repeats} runs (in rounds, after a warm-up; original: 1 run)"
+          f"{'; --quick' if args.quick else ''}; reference/original threads: NumPy's BLAS "
+          "default\n")
+    rows = [(r["workload"], r["impl"], r["dtype"], r["threads"], r["hidden"], r["n_train"],
+             r["iterations"], len(r["runs"]), f"{r['seconds']:.3f}",
+             f"{r['ms_per_iteration']:.2f}", f"{r['test_accuracy']:.2f}") for r in records]
+    print_table(("workload", "impl", "dtype", "threads", "hidden", "n_train", "iters", "runs",
+                 "best s", "ms/iter", "test acc %"), rows, args.markdown)
+    notes = []
+    if any(r["workload"] == "full" for r in records):
+        notes.append("original: timed on the subset only (the full run would take ~40 min).")
+    if bv.torch is None:
+        notes.append(bv.TORCH_HINT)
+    for note in notes:
+        print("note:", note)
+    if ratios:
+        print("\nRatios from the timings above (speed-up = slower seconds / faster seconds):")
+        print_table(("measure", "measured", "target", "status"), ratios, args.markdown)
+
+
+EPILOG = """\
+workloads:
+  subset  the lab's run: first 1,000 training / 200 validation images, hidden 30, lr 1,
+          MSE, 300 full-batch iterations
+  full    all 50,000 training / 10,000 validation images, hidden 75, lr 1, MSE,
+          300 full-batch iterations (the original is not run: ~40 minutes)
+  sgd     native float32 only: cross-entropy, hidden 128, mini-batch SGD (batch 16,
+          lr 0.5, 10 epochs); test accuracy by model.predict on the 10,000 test images
+
+variants: native float32/float64 at 1, 2 and --threads threads; the NumPy reference;
+the lab's original list-based code (subset only); PyTorch CPU running the same
+full-batch loop, when torch is installed.
+
+--json writes ONE OBJECT {"machine": {...}, "settings": {...}, "records": [...],
+"ratios": [...]}.  Each record has impl (native / reference / original / torch),
+dtype, threads, hidden, n_train, iterations, seconds (the best run), test_accuracy,
+and workload, runs (every timing), ms_per_iteration, loss, learning_rate, batch_size.
+
+exit status: 0 (also when a target is missed: this is a measurement), 1 when a
+correctness check fails, 2 on bad arguments or missing data.
+"""
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="bench.py", description=__doc__.split("\n\n")[0], epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--workload", choices=("subset", "full", "sgd", "all"), default="all",
+                   help="what to time (default: all)")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer iterations for every implementation alike (subset %d, full %d, "
+                   "sgd %d epochs); times are those of the iterations run, not extrapolated"
+                   % tuple(WORKLOADS[w]["quick"] for w in ("subset", "full", "sgd")))
+    p.add_argument("--repeats", type=int, default=3,
+                   help="timed runs per variant, the best kept (default: 3; the original: "
+                   "always 1)")
+    p.add_argument("--threads", type=int, default=mnist_native.available_cpus(),
+                   help="most threads for native and torch (default: the CPUs this process "
+                   "may use, %(default)s here); native is also timed at 1 and 2 threads")
+    p.add_argument("--data", default=None,
+                   help="mnist.pkl.gz or its folder (default: $MNIST_NATIVE_DATA, then Data/)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the two tables as Markdown (for the README)")
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error("--repeats must be >= 1")
+    if args.threads < 1:
+        p.error("--threads must be >= 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if not mnist_native.build_info()["openmp"] and args.threads > 1:
+        log("warning: mnist_native was built without OpenMP: native runs use 1 thread")
+        args.threads = 1
+    names = ("subset", "full", "sgd") if args.workload == "all" else (args.workload,)
+    started = time.perf_counter()
+    machine = machine_info()
+    if bv.torch is None:
+        log(bv.TORCH_HINT)
+    try:
+        splits = bv.load_splits(args.data)
+    except (OSError, ValueError) as exc:
+        log(f"error: {exc}")
+        return 2
+    workloads = make_workloads(splits, names, args.quick)
+    plan = [(wl, variants_for(wl, args.threads)) for wl in workloads]
+
+    log("correctness checks against the NumPy reference:")
+    try:
+        run_checks(plan)
+    except bv.CheckFailed as exc:
+        log(f"CORRECTNESS CHECK FAILED: {exc}")
+        return 1
+
+    log("timing (warm-up, then rounds of one run per variant):")
+    records = time_all(plan, args.repeats)
+    machine["load_average_end"] = load_average()
+    machine["bench_seconds"] = time.perf_counter() - started
+    ratios = ratio_rows(records, args.threads, args.quick)
+    report(machine, records, ratios, args)
+    if args.json:
+        settings = {"workloads": list(names), "quick": args.quick, "repeats": args.repeats,
+                    "threads": args.threads, "seed": bv.SEED}
+        out = {"machine": machine, "settings": settings, "records": records,
+               "ratios": [dict(zip(("measure", "measured", "target", "status"), r))
+                          for r in ratios]}
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+        print(f"\nJSON written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
