@@ -5,9 +5,11 @@ the right width) is established here, before any ``nogil`` code runs.
 """
 import numbers
 import os
+import warnings
 
 import numpy as np
 
+ComplexWarning = getattr(np, "exceptions", np).ComplexWarning  # moved in NumPy 1.25
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -56,7 +58,12 @@ def as_matrix(values, name, n_columns, dtype):
     a copy; read-only arrays stay read-only (the kernels never write their inputs).
     """
     try:
-        arr = np.asarray(values, dtype=dtype)
+        with warnings.catch_warnings():
+            # NumPy only warns when it drops imaginary parts: make that an error here.
+            warnings.simplefilter("error", ComplexWarning)
+            arr = np.asarray(values, dtype=dtype)
+    except ComplexWarning as exc:
+        raise TypeError(f"{name} must be real numbers, got complex values") from exc
     except (ValueError, TypeError) as exc:
         raise TypeError(
             f"{name} must be a 2-D array or a list of equal-length lists of numbers; "

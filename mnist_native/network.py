@@ -179,8 +179,10 @@ class NeuralNetwork(LabNetwork):
     # -- training ------------------------------------------------------------------------
 
     def _overrides(self, *names):
-        """Whether a subclass overrides any of these methods."""
-        return any(getattr(type(self), n) is not getattr(NeuralNetwork, n) for n in names)
+        """Whether any of these methods is not this module's own: overridden by a subclass,
+        patched onto the class, or set on the instance."""
+        return any(n in vars(self) or getattr(type(self), n) is not OWN_METHODS[n]
+                   for n in names)
 
     def _trainer(self, data, validation_data, data_arrays, val_arrays, learning_rate,
                  cross_entropy, batch_size):
@@ -193,3 +195,8 @@ class NeuralNetwork(LabNetwork):
                                     learning_rate, cross_entropy, batch_size)
         return FusedTrainer(self, data_arrays, val_arrays, learning_rate, cross_entropy,
                             batch_size, self._activation)
+
+
+# The lab's methods as defined here, to tell when a student has replaced one.
+OWN_METHODS = {name: NeuralNetwork.__dict__[name] for name in
+               ("feedforward", "backpropagate", "feedforward_xe", "backpropagate_xe")}
