@@ -60,8 +60,9 @@ def make_workloads(splits, names, quick):
     out = []
     for name in names:
         spec = dict(WORKLOADS[name])
-        iterations = spec.pop("quick") if quick else spec["iterations"]
-        spec["iterations"] = iterations
+        quick_iterations = spec.pop("quick")
+        if quick:
+            spec["iterations"] = quick_iterations
         if name == "subset":
             data = bv.head(train, SUBSET_TRAIN), bv.head(validation, SUBSET_VALIDATION)
         else:
