@@ -174,14 +174,16 @@ class LabNetwork:
     def _targets(self, targets, name="targets"):
         return v.as_matrix(targets, name, self.output_layer_size, self.dtype)
 
-    def _backprop_args(self, targets, learning_rate):
-        """``targets``, checked against the outputs of the last forward pass they must match,
-        and the learning rate, checked."""
+    def _backprop_args(self, targets, learning_rate, cross_entropy=False):
+        """``targets``, checked against the outputs of the last forward pass they must match
+        (and, for cross-entropy, to be distributions), and the learning rate, checked."""
         learning_rate = v.check_learning_rate(learning_rate)
         if getattr(self, "o_output", None) is None:
             raise RuntimeError("backpropagate needs a forward pass first: call "
                                "feedforward(inputs) (feedforward_xe for backpropagate_xe)")
         y = self._targets(targets)
+        if cross_entropy:
+            v.check_distribution(y, "targets")
         if len(y) != len(self.o_output):
             raise ValueError(f"targets has {len(y)} samples but the last forward pass had "
                              f"{len(self.o_output)}")
@@ -191,7 +193,8 @@ class LabNetwork:
         """Number (an int) of samples of ``test_data = (inputs, one-hot targets)`` whose argmax
         output equals the argmax of their target.  Runs ``self.feedforward``."""
         inputs, targets = v.check_pair(test_data, "test_data")
-        labels = np.argmax(self._targets(targets, "test_data targets"), axis=1)
+        labels = np.argmax(v.check_one_hot(self._targets(targets, "test_data targets"),
+                                           "test_data targets"), axis=1)
         self.feedforward(inputs)
         return int(np.count_nonzero(np.argmax(self.o_output, axis=1) == labels))
 
@@ -238,9 +241,11 @@ class LabNetwork:
         if batch_size is not None:
             batch_size = min(v.check_positive_int(batch_size, "batch_size"), len(inputs))
         # Everything is checked before any weight moves.
-        data_arrays = (self._inputs(inputs, "data inputs"), self._targets(targets, "data targets"))
+        data_arrays = (self._inputs(inputs, "data inputs"),
+                       v.check_one_hot(self._targets(targets, "data targets"), "data targets"))
         val_arrays = (self._inputs(val_inputs, "validation_data inputs"),
-                      self._targets(val_targets, "validation_data targets"))
+                      v.check_one_hot(self._targets(val_targets, "validation_data targets"),
+                                      "validation_data targets"))
         self._weights()
 
         history = TrainingHistory(LOSS_NAMES[cross_entropy], 0.0)

@@ -81,6 +81,27 @@ def as_matrix(values, name, n_columns, dtype):
     return np.ascontiguousarray(arr)
 
 
+def check_one_hot(targets, name):
+    """Rows that are one-hot (a single 1, zeros elsewhere): what accuracy by argmax needs."""
+    ones = np.count_nonzero(targets == 1, axis=1)
+    zeros = np.count_nonzero(targets == 0, axis=1)
+    bad = np.flatnonzero((ones != 1) | (ones + zeros != targets.shape[1]))
+    if bad.size:
+        raise ValueError(f"{name} must be one-hot rows (a single 1, zeros elsewhere); row "
+                         f"{bad[0]} is {targets[bad[0]].tolist()}")
+    return targets
+
+
+def check_distribution(targets, name):
+    """Rows of non-negative numbers summing to 1: what the cross-entropy loss is defined on."""
+    sums = targets.sum(axis=1, dtype=np.float64)
+    bad = np.flatnonzero((targets < 0).any(axis=1) | (np.abs(sums - 1) > 1e-6))
+    if bad.size:
+        raise ValueError(f"{name} for the cross-entropy loss must be rows of non-negative "
+                         f"numbers summing to 1; row {bad[0]} is {targets[bad[0]].tolist()}")
+    return targets
+
+
 def as_weight(values, name, shape, dtype):
     """A weight matrix as a fresh, writable, C-contiguous array of ``shape`` and ``dtype``."""
     try:

@@ -242,7 +242,8 @@ def run_train(args):
         model.save(save)
         print(f"Model saved to {save}")
     if args.plot:
-        title = f"MNIST 784-{args.hidden}-10, {'MSE' if args.loss == 'mse' else 'cross-entropy'}, lr {args.lr:g}"
+        loss = "MSE" if args.loss == "mse" else "cross-entropy"
+        title = f"784-{args.hidden}-10, {loss}, lr {args.lr:g}, {n_train:,} training images"
         save_figure(plot_learning_curves(history, title), plot, "Learning curves")
     return 0
 
@@ -511,7 +512,7 @@ def run_predict(args):
         print(f"{path}: {digit} ({100 * p[digit]:.1f} %)")
         for d in range(10):
             marker = "  <" if d == digit else ""
-            print(f"  {d}  {100 * p[d]:5.1f} %  {'#' * int(round(40 * p[d]))}{marker}")
+            print(f"  {d}  {100 * p[d]:5.1f} %  {'#' * int(round(40 * p[d]))}{marker}".rstrip())
     if args.preview:
         from .plotting import show_digits
 

@@ -151,7 +151,7 @@ class NeuralNetwork(LabNetwork):
         self._backpropagate(targets, learning_rate, cross_entropy=True)
 
     def _backpropagate(self, targets, learning_rate, cross_entropy):
-        y, learning_rate = self._backprop_args(targets, learning_rate)
+        y, learning_rate = self._backprop_args(targets, learning_rate, cross_entropy)
         self._weights()
         self._backward(self._state_workspace(), y, learning_rate, cross_entropy)
 

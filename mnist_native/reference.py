@@ -51,7 +51,7 @@ class NeuralNetwork(LabNetwork):
 
     def backpropagate_xe(self, targets, learning_rate=5.0):
         """One gradient step on the mean cross-entropy of the last ``feedforward_xe``."""
-        y, learning_rate = self._backprop_args(targets, learning_rate)
+        y, learning_rate = self._backprop_args(targets, learning_rate, cross_entropy=True)
         self._step(self.o_output - y, learning_rate)
 
     def _step(self, delta_out, learning_rate):

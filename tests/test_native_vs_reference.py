@@ -230,15 +230,18 @@ def test_input_layouts(layout, dtype, num_threads):
         getattr(native, backward)(y_in, 1.5)
         getattr(ref, backward)(targets[loss], 1.5)
         assert_weights_close(native, ref, dtype, f"{loss}: ")
-        # training and predict accept the layout too
+        # training and predict (which need one-hot targets) accept the layout too
+        labels = make_targets(rng, batch, n_out, "xe", dtype)
+        labels_in = _layout(labels, layout)
         train = native.train if loss == "mse" else native.train_xe
         train_ref = ref.train if loss == "mse" else ref.train_xe
-        h = train((x_in, y_in), (x_in, y_in), iterations=2, learning_rate=1.0, plot=False)
-        h_ref = train_ref((x, targets[loss]), (x, targets[loss]), iterations=2,
-                          learning_rate=1.0, plot=False)
+        h = train((x_in, labels_in), (x_in, labels_in), iterations=2, learning_rate=1.0,
+                  plot=False)
+        h_ref = train_ref((x, labels), (x, labels), iterations=2, learning_rate=1.0,
+                          plot=False)
         assert_close(h.loss, h_ref.loss, dtype, "history.loss")
         assert_weights_close(native, ref, dtype, f"{loss} trained: ")
-        assert native.predict((x_in, y_in)) == ref.predict((x, targets[loss]))
+        assert native.predict((x_in, labels_in)) == ref.predict((x, labels))
     # the caller's data is never written
     if layout == "list":
         assert x_in == x.tolist()

@@ -108,3 +108,25 @@ def test_transfer_functions_at_the_edges():
 def test_sizes_that_cannot_fit_are_refused_before_allocating():
     with pytest.raises(ValueError, match="GiB"):
         mn.NeuralNetwork(10**6, 10**6, 10)
+
+
+@pytest.mark.parametrize("cls", [mn.NeuralNetwork, reference.NeuralNetwork])
+def test_targets_must_be_one_hot_for_accuracy_and_distributions_for_cross_entropy(cls):
+    x = np.random.default_rng(0).random((4, 3))
+    one_hot = np.eye(2)[[0, 1, 1, 0]]
+    soft = np.array([[0.3, 0.3]] * 4)
+    model = cls(3, 5, 2, seed=0)
+    before = model.W_input_to_hidden.copy()
+    with pytest.raises(ValueError, match="data targets must be one-hot"):
+        model.train((x, soft), (x, one_hot), iterations=2, plot=False)
+    with pytest.raises(ValueError, match="validation_data targets must be one-hot"):
+        model.train((x, one_hot), (x, soft), iterations=2, plot=False)
+    with pytest.raises(ValueError, match="test_data targets must be one-hot"):
+        model.predict((x, np.zeros((4, 2))))
+    model.feedforward_xe(x)
+    with pytest.raises(ValueError, match="summing to 1"):
+        model.backpropagate_xe(soft, 1.0)
+    assert np.array_equal(before, model.W_input_to_hidden)
+    model.feedforward(x)
+    model.backpropagate(soft, 1.0)  # MSE takes any finite targets
+    assert not np.array_equal(before, model.W_input_to_hidden)
