@@ -11,7 +11,7 @@ import mnist_native
 from test_cli import assert_clean_error, assert_png, run
 
 LINE = re.compile(r"^(?P<path>.+): (?P<digit>\d) \((?P<p>\d+\.\d) %\)$")
-PROB = re.compile(r"^  (?P<digit>\d) +(?P<p>\d+\.\d) %  #*(  <)?$")
+PROB = re.compile(r"^  (?P<digit>\d) +(?P<p>\d+\.\d) %( +#*)?( +<)?$")
 
 
 @pytest.fixture(scope="module")
