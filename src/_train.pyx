@@ -88,6 +88,8 @@ cdef enum:
     MODE_STEP = 1      # gradient and weight update after every batch
     MODE_GRADIENT = 2  # one batch's gradient, left in the partial buffers for apply_gradient
 MEASURE, STEP, GRADIENT = MODE_MEASURE, MODE_STEP, MODE_GRADIENT
+cdef enum:
+    SMALL_WORK = 1 << 18  # multiply-adds below which one thread beats waking the others
 
 
 @cython.boundscheck(False)
@@ -98,6 +100,8 @@ cdef void apply_step(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1]
                      int n_threads) noexcept nogil:
     """w -= step * (chunk partial gradients summed in chunk order), rows split over threads."""
     cdef int64_t i, rows = w1.shape[0], hp = w1.shape[1], k = w2t.shape[0], block = 8
+    if rows * hp * n_chunks < SMALL_WORK:  # waking threads would cost more than the work
+        n_threads = 1
     for i in prange(0, rows, block, schedule="static", num_threads=n_threads):
         reduce_update(&w1[0, 0], &acc[mn_thread_num(), 0], &gw1[0, 0, 0], n_chunks, rows * hp,
                       i, i + block if i + block < rows else rows, hp, step)
@@ -182,7 +186,9 @@ def run_epoch(
         while start < n:
             stop = start + batch_size if start + batch_size < n else n
             n_chunks = (stop - start + chunk_size - 1) // chunk_size
-            for c in prange(n_chunks, schedule="static", num_threads=n_threads):
+            # No more threads than chunks: an idle thread still has to be woken and waited for.
+            for c in prange(n_chunks, schedule="static",
+                            num_threads=n_threads if n_threads < n_chunks else n_chunks):
                 t = mn_thread_num()
                 r0 = start + c * chunk_size
                 r1 = r0 + chunk_size if r0 + chunk_size < stop else stop
