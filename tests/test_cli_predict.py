@@ -130,12 +130,30 @@ def test_predict_forced_inversion(splits, xe_model, tmp_path):
     assert parse(light.stdout)[str(tmp_path / "w.png")][0] == splits.test.labels[2]
 
 
+@pytest.fixture
+def untrained_model(tmp_path):
+    """A 784-16-10 model with random weights: enough to test predict's errors without MNIST."""
+    path = tmp_path / "untrained.npz"
+    mnist_native.NeuralNetwork(784, 16, 10, seed=0).save(path)
+    return path
+
+
+def test_predict_runs_without_mnist(untrained_model, tmp_path):
+    image = render(np.eye(28).ravel(), tmp_path / "stroke.png", scale=3, offset=(0, 0))
+    result = run("predict", image, image, "--model", untrained_model, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    results = parse(result.stdout)
+    assert list(results) == [str(image)]  # the same image twice: the same answer twice
+    assert result.stdout.count(f"{image}: ") == 2
+    assert abs(sum(results[str(image)][1]) - 100) < 1.0
+
+
 @pytest.mark.parametrize("case", ["blank", "not-an-image", "missing", "wrong-model",
                                   "not-a-model", "preview-format"])
-def test_predict_bad_input_is_one_clean_line(case, xe_model, tmp_path):
+def test_predict_bad_input_is_one_clean_line(case, untrained_model, tmp_path):
     image = tmp_path / "digit.png"
     render(np.eye(28).ravel(), image, scale=3, offset=(0, 0))
-    model = xe_model
+    model = untrained_model
     extra = []
     if case == "blank":
         Image.new("L", (64, 64), 255).save(image)
