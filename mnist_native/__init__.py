@@ -39,9 +39,9 @@ def build_info():
         ``version``; ``openmp`` (bool: kernels built with OpenMP); ``max_threads`` (threads a
         model uses by default: ``OMP_NUM_THREADS`` or the CPUs this process may use, 1 without
         OpenMP); ``compiler`` (the C compiler that built the kernels); ``simd`` (the
-        instruction-set variant of the training kernels in use: ``"avx2+fma"`` or
-        ``"baseline"``, chosen at import from the CPU, ``MNIST_NATIVE_SIMD=baseline`` forcing
-        the latter).
+        instruction-set variant of the training kernels in use: ``"avx512"``,
+        ``"avx2+fma"`` or ``"baseline"``, the widest the CPU runs, chosen at import;
+        ``MNIST_NATIVE_SIMD`` caps it).
     """
     return {
         "version": __version__,

@@ -11,13 +11,25 @@ import numpy as np
 from . import _kernels, _train
 from . import _validation as v
 
-# The SIMD variant in use: AVX2+FMA where the CPU has it, unless MNIST_NATIVE_SIMD=baseline.
-SIMD = _train.simd_init(os.environ.get("MNIST_NATIVE_SIMD", "auto").strip().lower() != "baseline")
+def _wanted_simd():
+    """MNIST_NATIVE_SIMD caps the kernel variant (baseline, avx2+fma, avx512); default: the
+    widest the CPU runs."""
+    wanted = os.environ.get("MNIST_NATIVE_SIMD", "").strip().lower() or "avx512"
+    aliases = {"avx2": "avx2+fma", "auto": "avx512", "native": "avx512"}
+    wanted = aliases.get(wanted, wanted)
+    if wanted not in _train.SIMD_LEVELS:
+        raise ImportError(f"MNIST_NATIVE_SIMD={wanted!r}: use one of "
+                          f"{', '.join(_train.SIMD_LEVELS)}")
+    return wanted
+
+
+# The kernel variant in use for this process.
+SIMD = _train.simd_init(_wanted_simd())
 
 # Samples per chunk: a function of the batch size only (never of the thread count), so the
 # order in which partial gradients are added, and so every bit of the result, is fixed.
 MIN_CHUNK, MAX_CHUNK, TARGET_CHUNKS = 256, 1024, 8
-SIMD_LANES = 32  # bytes in one vector register of the kernels
+SIMD_BYTES = 64  # hidden units are padded to whole vectors of the widest variant
 
 
 def chunk_size(batch):
@@ -72,7 +84,7 @@ class FusedTrainer:
         self.threads = model.num_threads
         w1, w2 = model._weights()
         n_in, h, k = w1.shape[0] - 1, w1.shape[1], w2.shape[1]
-        lanes = SIMD_LANES // dtype.itemsize
+        lanes = SIMD_BYTES // dtype.itemsize
         hp = -(-h // lanes) * lanes
         self.h = h
         # Padded weights: padding columns are zero and stay zero (their gradient is zero).
@@ -91,8 +103,10 @@ class FusedTrainer:
         stat_chunks = max(grad_chunks, n_chunks(self.train.n), n_chunks(self.val.n))
         self.stats = np.empty((stat_chunks, 2), dtype=np.float64)
         t = self.threads
-        self.oh = np.empty((t, hp), dtype=dtype)
-        self.dh = np.empty((t, hp), dtype=dtype)
+        self.u = np.empty((t, _train.GROUP * hp), dtype=dtype)
+        self.d = np.empty((t, _train.GROUP * hp), dtype=dtype)
+        self.cursor = np.empty((t, _train.GROUP), dtype=np.int64)
+        self.rows = np.empty((t, _train.GROUP), dtype=np.int64)
         self.o = np.empty((t, k), dtype=dtype)
         self.acc = np.empty((t, max(hp, k)), dtype=np.float64)
         self.best = (np.empty_like(self.w1), np.empty_like(self.w2t), np.empty_like(self.b2))
@@ -106,7 +120,7 @@ class FusedTrainer:
     def _run(self, batches, order, batch_size, mode):
         loss_sum, correct = _train.run_epoch(
             self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats,
-            self.oh, self.dh, self.o, self.acc, batches.indptr, batches.indices,
+            self.u, self.d, self.cursor, self.rows, self.o, self.acc, batches.indptr, batches.indices,
             batches.values, batches.targets, batches.labels, order, self.h, batch_size,
             chunk_size(batch_size), self.learning_rate, self.loss, self.act, mode,
             self.threads)

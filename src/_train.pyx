@@ -25,17 +25,17 @@ cdef extern from "platform.h" nogil:
     int mn_thread_num()
 
 cdef extern from "fused.h" nogil:
-    int MN_HAVE_AVX2_VARIANT
-    int mn_cpu_has_avx2()
+    int mn_cpu_simd_level()
     int mn_simd_init(int wanted)
-    void mn_chunk_f32(float *gw1, float *gw2t, float *gb2, double *stats, float *oh,
-                      float *dh, float *o, const int64_t *indptr, const uint16_t *indices,
+    int MN_GROUP
+    void mn_chunk_f32(float *gw1, float *gw2t, float *gb2, double *stats, float *u,
+                      float *d, int64_t *cursor, int64_t *rows, float *o, const int64_t *indptr, const uint16_t *indices,
                       const float *values, const int64_t *order, const float *targets,
                       const int32_t *labels, const float *w1, const float *w2t, const float *b2,
                       int64_t r0, int64_t r1, int64_t n_in, int64_t h, int64_t hp, int64_t k,
                       int loss, int act)
-    void mn_chunk_f64(double *gw1, double *gw2t, double *gb2, double *stats, double *oh,
-                      double *dh, double *o, const int64_t *indptr, const uint16_t *indices,
+    void mn_chunk_f64(double *gw1, double *gw2t, double *gb2, double *stats, double *u,
+                      double *d, int64_t *cursor, int64_t *rows, double *o, const int64_t *indptr, const uint16_t *indices,
                       const double *values, const int64_t *order, const double *targets,
                       const int32_t *labels, const double *w1, const double *w2t,
                       const double *b2, int64_t r0, int64_t r1, int64_t n_in, int64_t h,
@@ -48,28 +48,36 @@ cdef extern from "fused.h" nogil:
                               double step)
 
 
-def cpu_has_avx2():
-    """Whether this CPU has AVX2 and FMA (and this build has a variant for them)."""
-    return bool(mn_cpu_has_avx2())
+SIMD_LEVELS = ("baseline", "avx2+fma", "avx512")
+GROUP = MN_GROUP  # samples the kernels keep together (scratch rows per thread)
 
 
-def simd_init(bint wanted):
-    """Use the AVX2+FMA variant when ``wanted`` and the CPU has it; return the one in use."""
-    return "avx2+fma" if mn_simd_init(wanted) else "baseline"
+def cpu_simd():
+    """The widest kernel variant this CPU (and build) can run: one of SIMD_LEVELS."""
+    return SIMD_LEVELS[mn_cpu_simd_level()]
+
+
+def simd_init(str wanted):
+    """Use the widest variant up to ``wanted`` (one of SIMD_LEVELS) that the CPU can run;
+    return the one in use."""
+    if wanted not in SIMD_LEVELS:
+        raise ValueError(f"SIMD variant must be one of {SIMD_LEVELS}, got {wanted!r}")
+    return SIMD_LEVELS[mn_simd_init(SIMD_LEVELS.index(wanted))]
 
 
 cdef inline void chunk(floating *gw1, floating *gw2t, floating *gb2, double *stats,
-                       floating *oh, floating *dh, floating *o, const int64_t *indptr,
+                       floating *u, floating *d, int64_t *cursor, int64_t *rows, floating *o,
+                       const int64_t *indptr,
                        const uint16_t *indices, const floating *values, const int64_t *order,
                        const floating *targets, const int32_t *labels, const floating *w1,
                        const floating *w2t, const floating *b2, int64_t r0, int64_t r1,
                        int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss,
                        int act) noexcept nogil:
     if floating is float:
-        mn_chunk_f32(gw1, gw2t, gb2, stats, oh, dh, o, indptr, indices, values, order,
+        mn_chunk_f32(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, order,
                      targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss, act)
     else:
-        mn_chunk_f64(gw1, gw2t, gb2, stats, oh, dh, o, indptr, indices, values, order,
+        mn_chunk_f64(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, order,
                      targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss, act)
 
 
@@ -137,8 +145,10 @@ def run_epoch(
         # gb2 (chunks, k); per-chunk [loss sum, correct count]: stats (chunks, 2)
         floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
         double[:, ::1] stats,
-        # per-thread scratch: oh, dh (threads, hp), o (threads, k), acc (threads, hp) doubles
-        floating[:, ::1] oh, floating[:, ::1] dh, floating[:, ::1] o, double[:, ::1] acc,
+        # per-thread scratch: u, d (threads, GROUP * hp), cursor, rows (threads, GROUP),
+        # o (threads, k), acc (threads, hp) doubles
+        floating[:, ::1] u, floating[:, ::1] d, int64_t[:, ::1] cursor, int64_t[:, ::1] rows,
+        floating[:, ::1] o, double[:, ::1] acc,
         # the data: CSR inputs (n samples), targets (n, k), labels (n), visiting order (n)
         const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
         const floating[:, ::1] targets, const int32_t[::1] labels, const int64_t[::1] order,
@@ -174,8 +184,10 @@ def run_epoch(
         raise ValueError(f"buffers hold {stats.shape[0]} chunks, {worst} needed")
     if (indptr.shape[0] != targets.shape[0] + 1 or labels.shape[0] != targets.shape[0]
             or targets.shape[1] != k or w2t.shape[1] != hp or b2.shape[1] != k
-            or h > hp or oh.shape[1] != hp or dh.shape[1] != hp or o.shape[1] != k
-            or acc.shape[1] < max(hp, k) or oh.shape[0] < n_threads or acc.shape[0] < n_threads
+            or h > hp or u.shape[1] != MN_GROUP * hp or d.shape[1] != MN_GROUP * hp
+            or cursor.shape[1] != MN_GROUP or rows.shape[1] != MN_GROUP or o.shape[1] != k
+            or acc.shape[1] < max(hp, k) or min(u.shape[0], d.shape[0], cursor.shape[0],
+                                                rows.shape[0], o.shape[0], acc.shape[0]) < n_threads
             or (grad and (gw1.shape[1] != n_in + 1 or gw1.shape[2] != hp
                             or gw2t.shape[1] != k or gw2t.shape[2] != hp or gb2.shape[1] != k))):
         raise ValueError("run_epoch: inconsistent array shapes")
@@ -200,7 +212,8 @@ def run_epoch(
                     g1 = NULL
                     g2 = NULL
                     gb = NULL
-                chunk(g1, g2, gb, &stats[c, 0], &oh[t, 0], &dh[t, 0], &o[t, 0],
+                chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0],
+                      &o[t, 0],
                       &indptr[0], &indices[0], &values[0], &order[0], &targets[0, 0],
                       &labels[0], &w1[0, 0], &w2t[0, 0], &b2[0, 0], r0, r1, n_in, h, hp, k,
                       loss, act)

@@ -1,11 +1,20 @@
 /* One sample-chunk of the fused training pass, and the chunk reduction + weight update.
  *
  * Included by fused.h once per (element type, instruction set): T is float or double, VT a
- * 32-byte vector of T, VL its lane count, MN_FN(name) the suffixed function name and
- * MN_TARGET the target attribute.  Layouts (hp = hidden padded to a multiple of VL):
+ * vector of T, VL its lane count, MN_FN(name) the suffixed function name and MN_TARGET the
+ * target attribute.  Layouts (hp = hidden padded to a multiple of VL):
  *   w1   (n_in + 1, hp)  input-to-hidden weights, bias weights in row n_in, zero padding
  *   w2t  (k, hp)         hidden-to-output weights transposed, zero padding; b2 (k) the biases
  *   gw1, gw2t, gb2       this chunk's gradient sums, same layouts
+ *
+ * Tiling.  A pixel's weight row (and its gradient row) is hp values: 75 hidden units make
+ * 320 bytes, the whole of w1 250 kB, which lives in L2, not L1.  Streaming each sample's
+ * nonzero pixels straight through w1 moves a row from L2 per pixel (and, for the gradient,
+ * one back): the pass is then L2-bound.  So samples go in groups of MN_GROUP, and pixels in
+ * tiles of rows that fit L1 together with the group's sums: every sample of the group adds
+ * its pixels of one tile before the next tile is touched.  Each row then crosses from L2
+ * once per group rather than once per pixel.  Within a sample, pixels are still added in
+ * index order, so the sums are exactly those of the untiled loop.
  */
 
 /* Sigmoid of a whole vector: exp(-|x|) by range reduction x = n ln2 + r (|r| <= ln2 / 2),
@@ -32,45 +41,71 @@ MN_TARGET static inline __attribute__((always_inline)) VT MN_FN(mn_vsigmoid)(VT 
     return num / (one + e);
 }
 
-/* One block of nv vectors of hidden units (nv a constant after inlining, so the block's
- * sums live in registers while the sample's nonzero pixels stream past). */
+/* Hidden sums of a group, one block of nv vectors (a constant after inlining, so a sample's
+ * block lives in registers while its pixels of a tile stream past): u[s] = bias + x_s w1. */
 MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_block)(
-    T *oh, const T *w1, const uint16_t *indices, const T *values, int64_t p0, int64_t p1,
-    int64_t n_in, int64_t hp, int64_t j0, const int nv)
+    T *u, int64_t *cursor, const int64_t *rows, int64_t ns, const int64_t *indptr,
+    const uint16_t *indices, const T *values, const T *w1, int64_t n_in, int64_t hp,
+    int64_t j0, const int nv)
 {
-    VT acc[MN_NV];
+    const int64_t tile = MN_TILE_BYTES / (nv * VL * (int64_t)sizeof(T));
     const T *bias = w1 + n_in * hp + j0;
-    MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = MN_LOAD(bias + v * VL);
-    for (int64_t p = p0; p < p1; p++) {
-        const T x = values[p];
-        const T *row = w1 + (int64_t)indices[p] * hp + j0;
-        if (p + MN_PREFETCH < p1) {
-            const char *next = (const char *)(w1 + (int64_t)indices[p + MN_PREFETCH] * hp + j0);
-            MN_UNROLL for (int c = 0; c < nv * VL * (int)sizeof(T); c += 64) __builtin_prefetch(next + c);
-        }
-        MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += x * MN_LOAD(row + v * VL);
+    for (int64_t s = 0; s < ns; s++) {
+        MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(u + s * hp + j0 + v * VL, MN_LOAD(bias + v * VL));
+        cursor[s] = indptr[rows[s]];
     }
-    MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(oh + j0 + v * VL, acc[v]);
+    for (int64_t t0 = 0; t0 < n_in; t0 += tile) {
+        const int64_t t1 = t0 + tile < n_in ? t0 + tile : n_in;
+        for (int64_t s = 0; s < ns; s++) {
+            int64_t p = cursor[s];
+            const int64_t end = indptr[rows[s] + 1];
+            if (p == end || indices[p] >= t1) continue;
+            VT acc[MN_NV];
+            T *us = u + s * hp + j0;
+            MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = MN_LOAD(us + v * VL);
+            for (; p < end && indices[p] < t1; p++) {
+                const T x = values[p];
+                const T *row = w1 + (int64_t)indices[p] * hp + j0;
+                MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += x * MN_LOAD(row + v * VL);
+            }
+            MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(us + v * VL, acc[v]);
+            cursor[s] = p;
+        }
+    }
 }
 
-/* gw1[pixel, block] += x * dh[block] for each nonzero pixel, then the bias row. */
+/* Gradient of a group, one block: gw1[pixel] += x * d[s] for each nonzero pixel of each
+ * sample, tile by tile; then the bias row gets every d[s] (its input is 1). */
 MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_block)(
-    T *gw1, const T *dh, const uint16_t *indices, const T *values, int64_t p0, int64_t p1,
-    int64_t n_in, int64_t hp, int64_t j0, const int nv)
+    T *gw1, int64_t *cursor, const T *d, const int64_t *rows, int64_t ns,
+    const int64_t *indptr, const uint16_t *indices, const T *values, int64_t n_in, int64_t hp,
+    int64_t j0, const int nv)
 {
-    VT d[MN_NV];
-    MN_UNROLL for (int v = 0; v < nv; v++) d[v] = MN_LOAD(dh + j0 + v * VL);
-    for (int64_t p = p0; p < p1; p++) {
-        const T x = values[p];
-        T *g = gw1 + (int64_t)indices[p] * hp + j0;
-        if (p + MN_PREFETCH < p1) {
-            const char *next = (const char *)(gw1 + (int64_t)indices[p + MN_PREFETCH] * hp + j0);
-            MN_UNROLL for (int c = 0; c < nv * VL * (int)sizeof(T); c += 64) __builtin_prefetch(next + c, 1);
-        }
-        MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(g + v * VL, MN_LOAD(g + v * VL) + x * d[v]);
+    const int64_t tile = MN_TILE_BYTES / (nv * VL * (int64_t)sizeof(T));
+    VT bias[MN_NV];
+    T *gb = gw1 + n_in * hp + j0;
+    MN_UNROLL for (int v = 0; v < nv; v++) bias[v] = MN_LOAD(gb + v * VL);
+    for (int64_t s = 0; s < ns; s++) {
+        MN_UNROLL for (int v = 0; v < nv; v++) bias[v] += MN_LOAD(d + s * hp + j0 + v * VL);
+        cursor[s] = indptr[rows[s]];
     }
-    T *g = gw1 + n_in * hp + j0;  /* the bias input is 1 */
-    MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(g + v * VL, MN_LOAD(g + v * VL) + d[v]);
+    MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(gb + v * VL, bias[v]);
+    for (int64_t t0 = 0; t0 < n_in; t0 += tile) {
+        const int64_t t1 = t0 + tile < n_in ? t0 + tile : n_in;
+        for (int64_t s = 0; s < ns; s++) {
+            int64_t p = cursor[s];
+            const int64_t end = indptr[rows[s] + 1];
+            if (p == end || indices[p] >= t1) continue;
+            VT ds[MN_NV];
+            MN_UNROLL for (int v = 0; v < nv; v++) ds[v] = MN_LOAD(d + s * hp + j0 + v * VL);
+            for (; p < end && indices[p] < t1; p++) {
+                const T x = values[p];
+                T *g = gw1 + (int64_t)indices[p] * hp + j0;
+                MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(g + v * VL, MN_LOAD(g + v * VL) + x * ds[v]);
+            }
+            cursor[s] = p;
+        }
+    }
 }
 
 /* Run BLOCK over all of hp: full blocks of MN_NV vectors, then the remainder with a
@@ -86,11 +121,12 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_blo
     case 9: BLOCK(__VA_ARGS__, j0_, 9); break; default: break; } } while (0)
 
 /* Forward (and, when gw1 != NULL, backward) over samples order[r0..r1) (or r0..r1 when order
- * is NULL).  Adds the chunk's summed loss to stats[0] and its correct count to stats[1].
- * Scratch: oh, dh (hp each), o (k).  Samples are visited in order: the sums are fixed. */
+ * is NULL), a group at a time.  Adds the chunk's summed loss to stats[0] and its correct
+ * count to stats[1].  Scratch: u, d (MN_GROUP, hp), cursor, rows (MN_GROUP), o (k).
+ * Samples and pixels are visited in a fixed order: the sums are fixed. */
 MN_TARGET static void MN_FN(mn_chunk)(
     T *gw1, T *gw2t, T *gb2, double *stats,
-    T *oh, T *dh, T *o,
+    T *u, T *d, int64_t *cursor, int64_t *rows, T *o,
     const int64_t *indptr, const uint16_t *indices, const T *values, const int64_t *order,
     const T *targets, const int32_t *labels,
     const T *w1, const T *w2t, const T *b2,
@@ -105,67 +141,76 @@ MN_TARGET static void MN_FN(mn_chunk)(
         memset(gw2t, 0, sizeof(T) * (size_t)(k * hp));
         memset(gb2, 0, sizeof(T) * (size_t)k);
     }
-    for (int64_t r = r0; r < r1; r++) {
-        const int64_t s = order ? order[r] : r;
-        const int64_t p0 = indptr[s], p1 = indptr[s + 1];
-        const T *y = targets + s * k;
+    for (int64_t g0 = r0; g0 < r1; g0 += MN_GROUP) {
+        const int64_t ns = g0 + MN_GROUP < r1 ? MN_GROUP : r1 - g0;
+        for (int64_t s = 0; s < ns; s++) rows[s] = order ? order[g0 + s] : g0 + s;
 
-        /* Hidden layer, fused with its transfer function below. */
-        MN_OVER_BLOCKS(MN_FN(mn_hidden_block), oh, w1, indices, values, p0, p1, n_in, hp);
-        if (act == MN_ACT_SIGMOID) {
-            for (j = 0; j < hp; j += VL) MN_STORE(oh + j, MN_FN(mn_vsigmoid)(MN_LOAD(oh + j)));
-        } else {
-            for (j = 0; j < h; j++) oh[j] = MN_ACTIVATE(oh[j], act);
-        }
-        for (j = h; j < hp; j++) oh[j] = 0;  /* padding contributes nothing downstream */
+        /* Hidden layer of the whole group, tiled; its transfer function per sample below. */
+        MN_OVER_BLOCKS(MN_FN(mn_hidden_block), u, cursor, rows, ns, indptr, indices, values,
+                       w1, n_in, hp);
 
-        /* Output layer: k dot products of length hp. */
-        for (kk = 0; kk < k; kk++) {
-            VT sum = {0};
-            const T *wr = w2t + kk * hp;
-            for (j = 0; j < hp; j += VL) sum += MN_LOAD(oh + j) * MN_LOAD(wr + j);
-            T u = b2[kk];
-            MN_UNROLL for (v = 0; v < VL; v++) u += sum[v];
-            o[kk] = u;
-        }
-        if (loss == MN_LOSS_XE) {  /* softmax, its maximum subtracted; log-softmax for the loss */
-            T top = o[0];
-            for (kk = 1; kk < k; kk++) if (o[kk] > top) top = o[kk];
-            double total = 0.0;
-            for (kk = 0; kk < k; kk++) total += MN_EXP(o[kk] - top);
-            const double log_total = log(total);
+        for (int64_t s = 0; s < ns; s++) {
+            T *oh = u + s * hp;
+            T *dh = d + s * hp;
+            const T *y = targets + rows[s] * k;
+            if (act == MN_ACT_SIGMOID) {
+                for (j = 0; j < hp; j += VL) MN_STORE(oh + j, MN_FN(mn_vsigmoid)(MN_LOAD(oh + j)));
+            } else {
+                for (j = 0; j < h; j++) oh[j] = MN_ACTIVATE(oh[j], act);
+            }
+            for (j = h; j < hp; j++) oh[j] = 0;  /* padding contributes nothing downstream */
+
+            /* Output layer: k dot products of length hp. */
             for (kk = 0; kk < k; kk++) {
-                const double log_o = (double)(o[kk] - top) - log_total;
-                loss_sum -= (double)y[kk] * log_o;
-                o[kk] = (T)exp(log_o);
+                VT sum = {0};
+                const T *wr = w2t + kk * hp;
+                for (j = 0; j < hp; j += VL) sum += MN_LOAD(oh + j) * MN_LOAD(wr + j);
+                T uo = b2[kk];
+                MN_UNROLL for (v = 0; v < VL; v++) uo += sum[v];
+                o[kk] = uo;
             }
-        } else {
-            for (kk = 0; kk < k; kk++) {
-                o[kk] = MN_ACTIVATE(o[kk], act);
-                const double e = (double)o[kk] - (double)y[kk];
-                loss_sum += e * e;
+            if (loss == MN_LOSS_XE) {  /* softmax, its maximum subtracted; log-softmax for the loss */
+                T top = o[0];
+                for (kk = 1; kk < k; kk++) if (o[kk] > top) top = o[kk];
+                double total = 0.0;
+                for (kk = 0; kk < k; kk++) total += MN_EXP(o[kk] - top);
+                const double log_total = log(total);
+                for (kk = 0; kk < k; kk++) {
+                    const double log_o = (double)(o[kk] - top) - log_total;
+                    loss_sum -= (double)y[kk] * log_o;
+                    o[kk] = (T)exp(log_o);
+                }
+            } else {
+                for (kk = 0; kk < k; kk++) {
+                    o[kk] = MN_ACTIVATE(o[kk], act);
+                    const double e = (double)o[kk] - (double)y[kk];
+                    loss_sum += e * e;
+                }
             }
-        }
-        int64_t best = 0;  /* first maximum, as np.argmax */
-        for (kk = 1; kk < k; kk++) if (o[kk] > o[best]) best = kk;
-        correct += (best == labels[s]);
-        if (gw1 == NULL) continue;
+            int64_t best = 0;  /* first maximum, as np.argmax */
+            for (kk = 1; kk < k; kk++) if (o[kk] > o[best]) best = kk;
+            correct += (best == labels[rows[s]]);
+            if (gw1 == NULL) continue;
 
-        /* Backward: output delta, hidden delta through w2t, then every gradient term. */
-        for (j = 0; j < hp; j += VL) MN_STORE(dh + j, (VT){0});
-        for (kk = 0; kk < k; kk++) {
-            const T d = (loss == MN_LOSS_XE) ? o[kk] - y[kk]
-                        : (T)2 * (o[kk] - y[kk]) * MN_DERIVATIVE(o[kk], act);
-            gb2[kk] += d;
-            const T *wr = w2t + kk * hp;
-            T *gr = gw2t + kk * hp;
-            for (j = 0; j < hp; j += VL) {
-                MN_STORE(gr + j, MN_LOAD(gr + j) + d * MN_LOAD(oh + j));
-                MN_STORE(dh + j, MN_LOAD(dh + j) + d * MN_LOAD(wr + j));
+            /* Backward: output delta, the output layer's gradient, the hidden delta. */
+            for (j = 0; j < hp; j += VL) MN_STORE(dh + j, (VT){0});
+            for (kk = 0; kk < k; kk++) {
+                const T dk = (loss == MN_LOSS_XE) ? o[kk] - y[kk]
+                             : (T)2 * (o[kk] - y[kk]) * MN_DERIVATIVE(o[kk], act);
+                gb2[kk] += dk;
+                const T *wr = w2t + kk * hp;
+                T *gr = gw2t + kk * hp;
+                for (j = 0; j < hp; j += VL) {
+                    MN_STORE(gr + j, MN_LOAD(gr + j) + dk * MN_LOAD(oh + j));
+                    MN_STORE(dh + j, MN_LOAD(dh + j) + dk * MN_LOAD(wr + j));
+                }
             }
+            for (j = 0; j < h; j++) dh[j] *= MN_DERIVATIVE(oh[j], act);
         }
-        for (j = 0; j < h; j++) dh[j] *= MN_DERIVATIVE(oh[j], act);
-        MN_OVER_BLOCKS(MN_FN(mn_scatter_block), gw1, dh, indices, values, p0, p1, n_in, hp);
+        /* The input layer's gradient for the whole group, tiled. */
+        if (gw1 != NULL)
+            MN_OVER_BLOCKS(MN_FN(mn_scatter_block), gw1, cursor, d, rows, ns, indptr, indices,
+                           values, n_in, hp);
     }
     stats[0] = loss_sum;
     stats[1] = correct;

@@ -126,10 +126,32 @@ def test_baseline_simd_variant_matches_reference(tmp_path):
 
 def test_simd_variant_reported():
     info = mn.build_info()
-    expected = "avx2+fma" if _train.cpu_has_avx2() else "baseline"
-    if os.environ.get("MNIST_NATIVE_SIMD", "").lower() == "baseline":
-        expected = "baseline"
+    cap = os.environ.get("MNIST_NATIVE_SIMD", "avx512").lower()
+    levels = _train.SIMD_LEVELS
+    cap = {"avx2": "avx2+fma"}.get(cap, cap)
+    expected = levels[min(levels.index(_train.cpu_simd()), levels.index(cap))]
     assert info["simd"] == expected
+
+
+@pytest.mark.parametrize("variant", ["baseline", "avx2+fma", "avx512"])
+def test_every_simd_variant_the_cpu_runs_matches_reference(variant):
+    """Switch variants in this process (the import-time choice is restored after)."""
+    levels = _train.SIMD_LEVELS
+    if levels.index(variant) > levels.index(_train.cpu_simd()):
+        pytest.skip(f"this CPU cannot run the {variant} kernels")
+    rng = np.random.default_rng(9)
+    data, val = make_data(rng, 700, 120, 6), make_data(rng, 60, 120, 6)
+    try:
+        assert _train.simd_init(variant) == variant
+        for dtype in (np.float64, np.float32):
+            for xe in (False, True):
+                native = train(mn.NeuralNetwork, (120, 37, 6), data, val, dtype, xe,
+                               iterations=3, learning_rate=2.0)
+                ref = train(reference.NeuralNetwork, (120, 37, 6), data, val, dtype, xe,
+                            iterations=3, learning_rate=2.0)
+                assert_same_training(native, ref, dtype)
+    finally:
+        _train.simd_init(_fused.SIMD)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -2,6 +2,7 @@
 memory layouts and thread counts (hypothesis)."""
 import contextlib
 import io
+import os
 
 import numpy as np
 import pytest
@@ -14,7 +15,11 @@ import mnist_native as mn  # noqa: E402
 from mnist_native import reference  # noqa: E402
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=2e-4, atol=2e-5)}
-FUZZ = settings(max_examples=40, deadline=None,
+# Several float32 steps on inputs up to ~100 amplify single-rounding differences (BLAS and
+# the kernels add in different orders); a logic or memory error is far larger than this.
+TRAINED_TOL = {np.float64: TOL[np.float64], np.float32: dict(rtol=5e-3, atol=5e-4)}
+# Fixed examples in CI (a failure there is reproducible); fresh ones on developers' machines.
+FUZZ = settings(max_examples=40, deadline=None, derandomize=os.environ.get("CI") == "true",
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
@@ -61,8 +66,8 @@ def pair(p):
     return native, ref
 
 
-def close(a, b, dtype):
-    np.testing.assert_allclose(a, b, **TOL[dtype])
+def close(a, b, dtype, tol=TOL):
+    np.testing.assert_allclose(a, b, **tol[dtype])
 
 
 @FUZZ
@@ -93,8 +98,8 @@ def test_training_matches_reference(p, xe, batch_size):
         with contextlib.redirect_stdout(io.StringIO()):
             histories.append(fit(data, data, iterations=2, learning_rate=0.5, plot=False,
                                  batch_size=batch_size))
-    close(native.W_input_to_hidden, ref.W_input_to_hidden, p["dtype"])
-    close(native.W_hidden_to_output, ref.W_hidden_to_output, p["dtype"])
+    close(native.W_input_to_hidden, ref.W_input_to_hidden, p["dtype"], TRAINED_TOL)
+    close(native.W_hidden_to_output, ref.W_hidden_to_output, p["dtype"], TRAINED_TOL)
     # Accuracies are counts: equal unless an output sits on a rounding tie.
     if p["dtype"] == np.float64:
         assert histories[0].train_accuracy == histories[1].train_accuracy
