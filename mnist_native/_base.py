@@ -141,8 +141,12 @@ class LabNetwork:
         try:
             with np.load(path, allow_pickle=False) as f:
                 fields = {name: f[name] for name in f.files}
+        except FileNotFoundError:
+            raise
         except (OSError, ValueError, EOFError) as exc:
-            raise ValueError(f"{path}: not a model file written by save(): {exc}") from exc
+            # np.load's own message speaks of pickles, which would only mislead here.
+            raise ValueError(f"{path}: not a model file written by save() "
+                             "(expected a .npz archive)") from exc
         missing = {"format_version", "W_input_to_hidden", "W_hidden_to_output", "dtype",
                    "loss", "transfer"} - set(fields)
         if missing:

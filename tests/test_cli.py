@@ -146,7 +146,7 @@ def test_bad_command_line_in_a_subprocess(tmp_path):
     (["sweep", "--data", "{tmp}/nowhere"], "MNIST not found"),
     (["sweep", "--plot", "{tmp}/grid.nope"], "must end with one of"),
     (["download", "--dest", "{tmp}/d", "--mirror", "ftp://example.invalid/"], "http"),
-    (["predict", "{tmp}/missing.png", "--model", "{tmp}/missing.npz"], "not a model file"),
+    (["predict", "{tmp}/missing.png", "--model", "{tmp}/missing.npz"], "No such file or directory"),
 ])
 def test_run_time_errors_are_one_clean_line(tmp_path, args, message):
     result = run(*[a.format(tmp=tmp_path) for a in args], "--quiet"
