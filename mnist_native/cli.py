@@ -226,9 +226,23 @@ def run_train(args):
 
     fit = model.train_xe if args.loss == "xe" else model.train
     start = time.perf_counter()
-    with contextlib.redirect_stdout(io.StringIO()):  # train's own "Training time:" line
-        history = fit(data, validation, iterations=args.iterations, learning_rate=args.lr,
-                      plot=False, batch_size=args.batch_size, callback=progress)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # train's own "Training time:" line
+            history = fit(data, validation, iterations=args.iterations,
+                          learning_rate=args.lr, plot=False, batch_size=args.batch_size,
+                          callback=progress)
+    except KeyboardInterrupt:
+        bar.close()
+        # train() has put the best weights so far in place: keep them (main exits 130).
+        done = getattr(model, "history", None)
+        if done is not None:
+            print(f"Interrupted after {done.iterations} of {args.iterations} iterations; "
+                  f"best validation accuracy {done.best_validation_accuracy:.2f} % "
+                  f"(iteration {done.best_iteration})", file=sys.stderr)
+        if save:
+            model.save(save)
+            print(f"Best model so far saved to {save}", file=sys.stderr)
+        raise
     seconds = time.perf_counter() - start
     bar.close()
     correct = model.predict((test.images, one_hot(test.labels)))

@@ -79,3 +79,31 @@ def test_sigint_during_native_epoch_is_seen_within_a_second(tmp_path):
     assert out.strip().startswith("interrupted True 1"), out
     # Generous for a loaded 2-core machine; the epoch itself takes several seconds.
     assert elapsed < 3.0, f"took {elapsed:.2f} s to stop"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_cli_train_interrupted_saves_the_best_model_and_exits_130(tmp_path):
+    data = os.environ.get("MNIST_NATIVE_DATA")
+    if not data:
+        pytest.skip("MNIST_NATIVE_DATA is not set: the CLI needs MNIST")
+    model_path = tmp_path / "best.npz"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mnist_native", "train", "--n-train", "2000",
+         "--n-validation", "500", "--iterations", "1000000", "--save", str(model_path),
+         "--no-plot", "--data", data],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    try:
+        # The progress bar's accuracies appear once training iterations are under way.
+        seen = ""
+        while "train=" not in seen:
+            chunk = proc.stderr.read(32)
+            assert chunk, "train ended before it was interrupted"
+            seen = seen[-64:] + chunk
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Interrupted after" in err and "interrupted" in err
+    model = mn.NeuralNetwork.load(model_path)
+    assert model.W_input_to_hidden.shape == (785, 75)
