@@ -183,7 +183,7 @@ class LabNetwork:
         (and, for cross-entropy, to be distributions), and the learning rate, checked."""
         learning_rate = v.check_learning_rate(learning_rate)
         if getattr(self, "o_output", None) is None:
-            raise RuntimeError("backpropagate needs a forward pass first: call "
+            raise ValueError("backpropagate needs a forward pass first: call "
                                "feedforward(inputs) (feedforward_xe for backpropagate_xe)")
         y = self._targets(targets)
         if cross_entropy:
