@@ -184,7 +184,7 @@ class LabNetwork:
         learning_rate = v.check_learning_rate(learning_rate)
         if getattr(self, "o_output", None) is None:
             raise ValueError("backpropagate needs a forward pass first: call "
-                               "feedforward(inputs) (feedforward_xe for backpropagate_xe)")
+                             "feedforward(inputs) (feedforward_xe for backpropagate_xe)")
         y = self._targets(targets)
         if cross_entropy:
             v.check_distribution(y, "targets")
