@@ -28,7 +28,7 @@ cdef extern from "platform.h" nogil:
     int mn_max_threads()
     int mn_thread_num()
 
-# Activation codes, shared with mnist_native._native (keep in sync).
+# Activation codes (fused.h uses the same numbers: MN_ACT_SIGMOID, MN_ACT_TANH).
 ACT_IDENTITY = 0
 ACT_SIGMOID = 1
 ACT_TANH = 2

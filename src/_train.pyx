@@ -12,6 +12,8 @@ Design
 * Samples are split into fixed chunks whose size depends only on the batch size, never on the
   thread count; threads take whole chunks and the partial gradients are added in chunk order.
   So results are bit-identical for any number of threads.
+* Precision: a sample's sums and a chunk's partial gradient are kept in the model's dtype
+  (in float32 for float32 models, as BLAS's sgemm does); chunks are combined in double.
 * A whole epoch of mini-batches runs here without returning to Python.
 * All arrays are allocated and checked by ``mnist_native._fused`` before the GIL is released.
 """
