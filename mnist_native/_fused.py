@@ -11,6 +11,7 @@ import numpy as np
 from . import _kernels, _train
 from . import _validation as v
 
+
 def _wanted_simd():
     """MNIST_NATIVE_SIMD caps the kernel variant (baseline, avx2+fma, avx512); default: the
     widest the CPU runs."""
@@ -120,8 +121,8 @@ class FusedTrainer:
     def _run(self, batches, order, batch_size, mode):
         loss_sum, correct = _train.run_epoch(
             self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats,
-            self.u, self.d, self.cursor, self.rows, self.o, self.acc, batches.indptr, batches.indices,
-            batches.values, batches.targets, batches.labels, order, self.h, batch_size,
+            self.u, self.d, self.cursor, self.rows, self.o, self.acc, batches.indptr,
+            batches.indices, batches.values, batches.targets, batches.labels, order, self.h, batch_size,
             chunk_size(batch_size), self.learning_rate, self.loss, self.act, mode,
             self.threads)
         n = min(batch_size, len(order))
@@ -138,7 +139,8 @@ class FusedTrainer:
                               self.learning_rate, self.threads)
 
     def epoch(self, order, batch_size):
-        self._run(self.train, order.astype(np.int64), batch_size, _train.STEP)
+        # rng.permutation already gives int64: no copy per epoch.
+        self._run(self.train, np.asarray(order, dtype=np.int64), batch_size, _train.STEP)
 
     def measure_training(self):
         return self._run(self.train, self.train.identity, self.train.n, _train.MEASURE)

@@ -133,7 +133,6 @@ class NeuralNetwork(LabNetwork):
 
     def _feedforward(self, inputs, softmax):
         x = self._inputs(inputs)
-        self._weights()
         ws = self._workspace(len(x))
         ws.load(x)
         self._forward(ws, softmax)
@@ -152,7 +151,6 @@ class NeuralNetwork(LabNetwork):
 
     def _backpropagate(self, targets, learning_rate, cross_entropy):
         y, learning_rate = self._backprop_args(targets, learning_rate, cross_entropy)
-        self._weights()
         self._backward(self._state_workspace(), y, learning_rate, cross_entropy)
 
     def _state_workspace(self):

@@ -6,8 +6,8 @@ Design
 * One affine layer kernel serves both layers: ``u = a @ w`` where ``a`` already carries the
   bias input as its last column of ones and ``w`` the bias weights as its last row (the lab's
   layout), fused with the transfer function so ``u`` is read once while hot.
-* Rows of ``a`` that are exactly zero are skipped (MNIST pixels are ~81% zero); the sums are the
-  same, minus exact-zero terms.
+* Entries of ``a`` that are exactly zero are skipped (MNIST pixels are ~81% zero); the sums
+  are the same, minus exact-zero terms.
 * Every thread owns what it writes: the forward pass and the deltas are split over samples, the
   weight update over weight rows, each row summing the batch in a fixed order.  No atomics, no
   shared accumulators: results are bit-identical for any thread count.
