@@ -114,7 +114,8 @@ def extensions():
             [f"src/{name}.pyx"],
             include_dirs=[np.get_include(), "src"],
             define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-            depends=["src/platform.h", "src/fused.h", "src/fused_body.h"],
+            depends=["src/platform.h", "src/fused.h", "src/fused_variants.h",
+                     "src/fused_body.h"],
         )
         for name in ("_kernels", "_train")
     ]

@@ -68,8 +68,16 @@ static const double mn_exp_taylor[14] = {
 #define MN_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
 
 /* Each type's kernels three times: baseline and AVX2 on 32-byte vectors, AVX-512 on 64. */
-/* float */
+#define MN_CAT_(a, b) a##b
+#define MN_CAT(a, b) MN_CAT_(a, b)
+
+/* float: each of these constants is read by fused_variants.h, which undefines them. */
 #define T float
+#define MN_SFX _f32
+#define MN_VT32 mn_vf8
+#define MN_IVT32 mn_vi32x8
+#define MN_VT64 mn_vf16
+#define MN_IVT64 mn_vi32x16
 #define MN_EXP_DEGREE 7
 #define MN_EXP_MAX 87.0           /* exp(-87) is still a normal float */
 #define MN_ROUND_MAGIC 12582912.0 /* 1.5 * 2^23: adding it rounds a float to an integer */
@@ -78,49 +86,15 @@ static const double mn_exp_taylor[14] = {
 #define MN_EXP_BIAS 127
 #define MN_MANT_BITS 23
 #define MN_ACTIVATE mn_act_f
-#define VT mn_vf8
-#define IVT mn_vi32x8
-#define VL 8
-#define MN_BLOCK (MN_NV * VL)
-#define MN_TARGET
-#define MN_FN(name) name##_f32_base
-#include "fused_body.h"
-#undef MN_FN
-#undef MN_TARGET
-#if MN_HAVE_X86_VARIANTS
-#define MN_TARGET MN_AVX2
-#define MN_FN(name) name##_f32_avx2
-#include "fused_body.h"
-#undef MN_FN
-#undef MN_TARGET
-#undef VT
-#undef IVT
-#undef VL
-#define VT mn_vf16
-#define IVT mn_vi32x16
-#define VL 16
-#define MN_TARGET MN_AVX512
-#define MN_FN(name) name##_f32_avx512
-#include "fused_body.h"
-#undef MN_FN
-#undef MN_TARGET
-#endif
-#undef VT
-#undef IVT
-#undef VL
-#undef MN_BLOCK
-#undef T
-#undef MN_EXP_DEGREE
-#undef MN_EXP_MAX
-#undef MN_ROUND_MAGIC
-#undef MN_LN2_HI
-#undef MN_LN2_LO
-#undef MN_EXP_BIAS
-#undef MN_MANT_BITS
-#undef MN_ACTIVATE
+#include "fused_variants.h"
 
 /* double */
 #define T double
+#define MN_SFX _f64
+#define MN_VT32 mn_vd4
+#define MN_IVT32 mn_vi64x4
+#define MN_VT64 mn_vd8
+#define MN_IVT64 mn_vi64x8
 #define MN_EXP_DEGREE 13
 #define MN_EXP_MAX 708.0
 #define MN_ROUND_MAGIC 6755399441055744.0 /* 1.5 * 2^52 */
@@ -129,46 +103,7 @@ static const double mn_exp_taylor[14] = {
 #define MN_EXP_BIAS 1023
 #define MN_MANT_BITS 52
 #define MN_ACTIVATE mn_act_d
-#define VT mn_vd4
-#define IVT mn_vi64x4
-#define VL 4
-#define MN_BLOCK (MN_NV * VL)
-#define MN_TARGET
-#define MN_FN(name) name##_f64_base
-#include "fused_body.h"
-#undef MN_FN
-#undef MN_TARGET
-#if MN_HAVE_X86_VARIANTS
-#define MN_TARGET MN_AVX2
-#define MN_FN(name) name##_f64_avx2
-#include "fused_body.h"
-#undef MN_FN
-#undef MN_TARGET
-#undef VT
-#undef IVT
-#undef VL
-#define VT mn_vd8
-#define IVT mn_vi64x8
-#define VL 8
-#define MN_TARGET MN_AVX512
-#define MN_FN(name) name##_f64_avx512
-#include "fused_body.h"
-#undef MN_FN
-#undef MN_TARGET
-#endif
-#undef VT
-#undef IVT
-#undef VL
-#undef MN_BLOCK
-#undef T
-#undef MN_EXP_DEGREE
-#undef MN_EXP_MAX
-#undef MN_ROUND_MAGIC
-#undef MN_LN2_HI
-#undef MN_LN2_LO
-#undef MN_EXP_BIAS
-#undef MN_MANT_BITS
-#undef MN_ACTIVATE
+#include "fused_variants.h"
 
 /* The variant in use: 2 = AVX-512, 1 = AVX2+FMA, 0 = baseline.  Set once at import. */
 static int mn_simd_level = 0;
