@@ -17,6 +17,7 @@ from mnist_native import reference  # noqa: E402
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=2e-4, atol=2e-5)}
 # Several float32 steps on inputs up to ~100 amplify single-rounding differences (BLAS and
 # the kernels add in different orders); a logic or memory error is far larger than this.
+# For float32 training, the float32 reference's own drift from float64 is allowed on top.
 TRAINED_TOL = {np.float64: TOL[np.float64], np.float32: dict(rtol=5e-3, atol=5e-4)}
 # Fixed examples in CI (a failure there is reproducible); fresh ones on developers' machines.
 FUZZ = settings(max_examples=40, deadline=None, derandomize=os.environ.get("CI") == "true",
@@ -98,8 +99,25 @@ def test_training_matches_reference(p, xe, batch_size):
         with contextlib.redirect_stdout(io.StringIO()):
             histories.append(fit(data, data, iterations=2, learning_rate=0.5, plot=False,
                                  batch_size=batch_size))
-    close(native.W_input_to_hidden, ref.W_input_to_hidden, p["dtype"], TRAINED_TOL)
-    close(native.W_hidden_to_output, ref.W_hidden_to_output, p["dtype"], TRAINED_TOL)
+    if p["dtype"] == np.float32:
+        # Some of these problems are ill-conditioned in float32 (one hidden unit, inputs of
+        # ~100, saturated softmax, dozens of SGD steps): there the reference's own float32
+        # run drifts from its float64 run.  Native float32 must stay within that rounding
+        # drift of the reference, plus the usual tolerance.
+        ref64 = reference.NeuralNetwork(*p["shape"], dtype=np.float64, seed=p["seed"])
+        fit = ref64.train_xe if xe else ref64.train
+        with contextlib.redirect_stdout(io.StringIO()):
+            fit((p["x"], p["y"]), (p["x"], p["y"]), iterations=2, learning_rate=0.5,
+                plot=False, batch_size=batch_size)
+        for name in ("W_input_to_hidden", "W_hidden_to_output"):
+            got, want = getattr(native, name), getattr(ref, name)
+            drift = np.abs(want - getattr(ref64, name))
+            tol = TRAINED_TOL[np.float32]
+            bound = 2 * drift + tol["atol"] + tol["rtol"] * np.abs(want)
+            assert np.all(np.abs(got - want) <= bound), name
+    else:
+        close(native.W_input_to_hidden, ref.W_input_to_hidden, p["dtype"], TRAINED_TOL)
+        close(native.W_hidden_to_output, ref.W_hidden_to_output, p["dtype"], TRAINED_TOL)
     # Accuracies are counts: equal unless an output sits on a rounding tie.
     if p["dtype"] == np.float64:
         assert histories[0].train_accuracy == histories[1].train_accuracy
