@@ -42,16 +42,22 @@ cdef extern from "fused.h" nogil:
                       const int32_t *labels, const double *w1, const double *w2t,
                       const double *b2, int64_t r0, int64_t r1, int64_t n_in, int64_t h,
                       int64_t hp, int64_t k, int loss, int act)
-    void mn_reduce_update_f32(float *w, double *acc, const float *g, int64_t n_chunks,
-                              int64_t stride, int64_t i0, int64_t i1, int64_t cols,
-                              double step)
-    void mn_reduce_update_f64(double *w, double *acc, const double *g, int64_t n_chunks,
-                              int64_t stride, int64_t i0, int64_t i1, int64_t cols,
-                              double step)
+    void mn_reduce_update_f32(float *w, const float *g, int64_t n_chunks, int64_t stride,
+                              int64_t m, double step)
+    void mn_reduce_update_f64(double *w, const double *g, int64_t n_chunks, int64_t stride,
+                              int64_t m, double step)
 
 
 SIMD_LEVELS = ("baseline", "avx2+fma", "avx512")
 GROUP = MN_GROUP  # samples the kernels keep together (scratch rows per thread)
+SIMD_BYTES = 64  # the widest vectors of any variant
+
+
+def out_scratch_size(Py_ssize_t hp, Py_ssize_t k, Py_ssize_t itemsize):
+    """Values of run_epoch's per-thread ``o`` scratch: the k outputs and the output layer's
+    weights by hidden unit, biases last, each row padded to whole vectors (hp + 2 rows)."""
+    cdef Py_ssize_t lanes = SIMD_BYTES // itemsize
+    return (k + lanes - 1) // lanes * lanes * (hp + 2)
 
 
 def cpu_simd():
@@ -83,13 +89,12 @@ cdef inline void chunk(floating *gw1, floating *gw2t, floating *gb2, double *sta
                      targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss, act)
 
 
-cdef inline void reduce_update(floating *w, double *acc, const floating *g, int64_t n_chunks,
-                               int64_t stride, int64_t i0, int64_t i1, int64_t cols,
-                               double step) noexcept nogil:
+cdef inline void reduce_update(floating *w, const floating *g, int64_t n_chunks, int64_t stride,
+                               int64_t m, double step) noexcept nogil:
     if floating is float:
-        mn_reduce_update_f32(w, acc, g, n_chunks, stride, i0, i1, cols, step)
+        mn_reduce_update_f32(w, g, n_chunks, stride, m, step)
     else:
-        mn_reduce_update_f64(w, acc, g, n_chunks, stride, i0, i1, cols, step)
+        mn_reduce_update_f64(w, g, n_chunks, stride, m, step)
 
 
 # run_epoch modes
@@ -99,29 +104,30 @@ cdef enum:
     MODE_GRADIENT = 2  # one batch's gradient, left in the partial buffers for apply_gradient
 MEASURE, STEP, GRADIENT = MODE_MEASURE, MODE_STEP, MODE_GRADIENT
 cdef enum:
-    SMALL_WORK = 1 << 18  # multiply-adds below which one thread beats waking the others
+    SMALL_WORK = 1 << 15  # multiply-adds below which one thread beats waking the others
+    UPDATE_PIECE = 4096   # weights per piece of the parallel update
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
 cdef void apply_step(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2,
                      floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
-                     double[:, ::1] acc, int64_t n_chunks, double step,
-                     int n_threads) noexcept nogil:
-    """w -= step * (chunk partial gradients summed in chunk order), rows split over threads."""
-    cdef int64_t i, rows = w1.shape[0], hp = w1.shape[1], k = w2t.shape[0], block = 8
-    if rows * hp * n_chunks < SMALL_WORK:  # waking threads would cost more than the work
+                     int64_t n_chunks, double step, int n_threads) noexcept nogil:
+    """w -= step * (chunk partial gradients summed in chunk order), w1 split over threads in
+    pieces of UPDATE_PIECE weights."""
+    cdef int64_t size = w1.shape[0] * w1.shape[1], k = w2t.shape[0], hp = w1.shape[1], i
+    if size * n_chunks < SMALL_WORK:  # waking threads would cost more than the work
         n_threads = 1
-    for i in prange(0, rows, block, schedule="static", num_threads=n_threads):
-        reduce_update(&w1[0, 0], &acc[mn_thread_num(), 0], &gw1[0, 0, 0], n_chunks, rows * hp,
-                      i, i + block if i + block < rows else rows, hp, step)
-    reduce_update(&w2t[0, 0], &acc[0, 0], &gw2t[0, 0, 0], n_chunks, k * hp, 0, k, hp, step)
-    reduce_update(&b2[0, 0], &acc[0, 0], &gb2[0, 0], n_chunks, k, 0, 1, k, step)
+    for i in prange(0, size, UPDATE_PIECE, schedule="static", num_threads=n_threads):
+        reduce_update(&w1[0, 0] + i, &gw1[0, 0, 0] + i, n_chunks, size,
+                      UPDATE_PIECE if i + UPDATE_PIECE < size else size - i, step)
+    reduce_update(&w2t[0, 0], &gw2t[0, 0, 0], n_chunks, k * hp, k * hp, step)
+    reduce_update(&b2[0, 0], &gb2[0, 0], n_chunks, k, k, step)
 
 
 def apply_gradient(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2,
                    floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
-                   double[:, ::1] acc, Py_ssize_t n_chunks, Py_ssize_t batch,
+                   Py_ssize_t n_chunks, Py_ssize_t batch,
                    double learning_rate, int n_threads):
     """The step of a run_epoch(mode=GRADIENT) pass: w -= learning_rate * gradient / batch.
 
@@ -131,11 +137,10 @@ def apply_gradient(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b
             or gb2.shape[0] < n_chunks or gw1.shape[1] != w1.shape[0]
             or gw1.shape[2] != w1.shape[1] or gw2t.shape[1] != w2t.shape[0]
             or gw2t.shape[2] != w1.shape[1] or w2t.shape[1] != w1.shape[1]
-            or gb2.shape[1] != w2t.shape[0] or b2.shape[1] != w2t.shape[0]
-            or acc.shape[0] < n_threads or acc.shape[1] < max(w1.shape[1], w2t.shape[0])):
+            or gb2.shape[1] != w2t.shape[0] or b2.shape[1] != w2t.shape[0]):
         raise ValueError("apply_gradient: inconsistent array shapes")
     with nogil:
-        apply_step(w1, w2t, b2, gw1, gw2t, gb2, acc, n_chunks, learning_rate / batch, n_threads)
+        apply_step(w1, w2t, b2, gw1, gw2t, gb2, n_chunks, learning_rate / batch, n_threads)
 
 
 @cython.boundscheck(False)
@@ -148,9 +153,9 @@ def run_epoch(
         floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
         double[:, ::1] stats,
         # per-thread scratch: u, d (threads, GROUP * hp), cursor, rows (threads, GROUP),
-        # o (threads, k), acc (threads, hp) doubles
+        # o (threads, out_scratch_size(hp, k))
         floating[:, ::1] u, floating[:, ::1] d, int64_t[:, ::1] cursor, int64_t[:, ::1] rows,
-        floating[:, ::1] o, double[:, ::1] acc,
+        floating[:, ::1] o,
         # the data: CSR inputs (n samples), targets (n, k), labels (n), visiting order (n)
         const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
         const floating[:, ::1] targets, const int32_t[::1] labels, const int64_t[::1] order,
@@ -187,9 +192,9 @@ def run_epoch(
     if (indptr.shape[0] != targets.shape[0] + 1 or labels.shape[0] != targets.shape[0]
             or targets.shape[1] != k or w2t.shape[1] != hp or b2.shape[1] != k
             or h > hp or u.shape[1] != MN_GROUP * hp or d.shape[1] != MN_GROUP * hp
-            or cursor.shape[1] != MN_GROUP or rows.shape[1] != MN_GROUP or o.shape[1] != k
-            or acc.shape[1] < max(hp, k) or min(u.shape[0], d.shape[0], cursor.shape[0],
-                                                rows.shape[0], o.shape[0], acc.shape[0]) < n_threads
+            or cursor.shape[1] != MN_GROUP or rows.shape[1] != MN_GROUP
+            or o.shape[1] < out_scratch_size(hp, k, sizeof(floating))
+            or min(u.shape[0], d.shape[0], cursor.shape[0], rows.shape[0], o.shape[0]) < n_threads
             or (grad and (gw1.shape[1] != n_in + 1 or gw1.shape[2] != hp
                             or gw2t.shape[1] != k or gw2t.shape[2] != hp or gb2.shape[1] != k))):
         raise ValueError("run_epoch: inconsistent array shapes")
@@ -225,8 +230,8 @@ def run_epoch(
                     first_correct += stats[c, 1]
                 first = False
             if mode == MODE_STEP:
-                apply_step(w1, w2t, b2, gw1, gw2t, gb2, acc, n_chunks,
-                           learning_rate / (stop - start), n_threads)
+                apply_step(w1, w2t, b2, gw1, gw2t, gb2, n_chunks, learning_rate / (stop - start),
+                           n_threads)
             start = stop
             if start < n:
                 with gil:  # Ctrl-C is seen between batches; raises KeyboardInterrupt

@@ -22,6 +22,8 @@
  * of weight rows per tile: with the group's sums, they fit a 48 kB L1 data cache. */
 #define MN_GROUP 32
 #define MN_TILE_BYTES (28 * 1024)
+/* Weights per strip of the gradient reduction (mn_reduce_update). */
+#define MN_STRIP 512
 
 static inline float mn_act_f(float x, int act) {
     if (act == MN_ACT_TANH) return tanhf(x);
@@ -153,13 +155,13 @@ static inline void mn_chunk_f64(double *gw1, double *gw2t, double *gb2, double *
     MN_DISPATCH(mn_chunk, f64, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values,
                 order, targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss, act);
 }
-static inline void mn_reduce_update_f32(float *w, double *acc, const float *g, int64_t n_chunks,
-    int64_t stride, int64_t i0, int64_t i1, int64_t cols, double step) {
-    MN_DISPATCH(mn_reduce_update, f32, w, acc, g, n_chunks, stride, i0, i1, cols, step);
+static inline void mn_reduce_update_f32(float *w, const float *g, int64_t n_chunks,
+    int64_t stride, int64_t m, double step) {
+    MN_DISPATCH(mn_reduce_update, f32, w, g, n_chunks, stride, m, step);
 }
-static inline void mn_reduce_update_f64(double *w, double *acc, const double *g,
-    int64_t n_chunks, int64_t stride, int64_t i0, int64_t i1, int64_t cols, double step) {
-    MN_DISPATCH(mn_reduce_update, f64, w, acc, g, n_chunks, stride, i0, i1, cols, step);
+static inline void mn_reduce_update_f64(double *w, const double *g, int64_t n_chunks,
+    int64_t stride, int64_t m, double step) {
+    MN_DISPATCH(mn_reduce_update, f64, w, g, n_chunks, stride, m, step);
 }
 
 #endif

@@ -49,7 +49,7 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_bloc
     int64_t j0, const int nv)
 {
     const int64_t tile = MN_TILE_BYTES / (nv * VL * (int64_t)sizeof(T));
-    const T *bias = w1 + n_in * hp + j0;
+    const T *bias = w1 + n_in * hp + j0, *w1j0 = w1 + j0;
     for (int64_t s = 0; s < ns; s++) {
         MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(u + s * hp + j0 + v * VL, MN_LOAD(bias + v * VL));
         cursor[s] = indptr[rows[s]];
@@ -65,7 +65,7 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_bloc
             MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = MN_LOAD(us + v * VL);
             for (; p < end && indices[p] < t1; p++) {
                 const T x = values[p];
-                const T *row = w1 + (int64_t)indices[p] * hp + j0;
+                const T *row = w1j0 + (int64_t)indices[p] * hp;
                 MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += x * MN_LOAD(row + v * VL);
             }
             MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(us + v * VL, acc[v]);
@@ -83,7 +83,7 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_blo
 {
     const int64_t tile = MN_TILE_BYTES / (nv * VL * (int64_t)sizeof(T));
     VT bias[MN_NV];
-    T *gb = gw1 + n_in * hp + j0;
+    T *gb = gw1 + n_in * hp + j0, *gw1j0 = gw1 + j0;
     MN_UNROLL for (int v = 0; v < nv; v++) bias[v] = MN_LOAD(gb + v * VL);
     for (int64_t s = 0; s < ns; s++) {
         MN_UNROLL for (int v = 0; v < nv; v++) bias[v] += MN_LOAD(d + s * hp + j0 + v * VL);
@@ -100,7 +100,7 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_blo
             MN_UNROLL for (int v = 0; v < nv; v++) ds[v] = MN_LOAD(d + s * hp + j0 + v * VL);
             for (; p < end && indices[p] < t1; p++) {
                 const T x = values[p];
-                T *g = gw1 + (int64_t)indices[p] * hp + j0;
+                T *g = gw1j0 + (int64_t)indices[p] * hp;
                 MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(g + v * VL, MN_LOAD(g + v * VL) + x * ds[v]);
             }
             cursor[s] = p;
@@ -120,13 +120,33 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_blo
     case 7: BLOCK(__VA_ARGS__, j0_, 7); break; case 8: BLOCK(__VA_ARGS__, j0_, 8); break; \
     case 9: BLOCK(__VA_ARGS__, j0_, 9); break; default: break; } } while (0)
 
+/* The hidden sums and the input layer's gradient of a group, over all blocks.  Out of line:
+ * inlined into the large mn_chunk, their inner loops lost registers to spills (measured
+ * about 1.5x slower). */
+MN_TARGET static __attribute__((noinline)) void MN_FN(mn_hidden_group)(
+    T *u, int64_t *cursor, const int64_t *rows, int64_t ns, const int64_t *indptr,
+    const uint16_t *indices, const T *values, const T *w1, int64_t n_in, int64_t hp)
+{
+    MN_OVER_BLOCKS(MN_FN(mn_hidden_block), u, cursor, rows, ns, indptr, indices, values, w1,
+                   n_in, hp);
+}
+
+MN_TARGET static __attribute__((noinline)) void MN_FN(mn_scatter_group)(
+    T *gw1, int64_t *cursor, const T *d, const int64_t *rows, int64_t ns,
+    const int64_t *indptr, const uint16_t *indices, const T *values, int64_t n_in, int64_t hp)
+{
+    MN_OVER_BLOCKS(MN_FN(mn_scatter_block), gw1, cursor, d, rows, ns, indptr, indices, values,
+                   n_in, hp);
+}
+
 /* Forward (and, when gw1 != NULL, backward) over samples order[r0..r1) (or r0..r1 when order
  * is NULL), a group at a time.  Adds the chunk's summed loss to stats[0] and its correct
- * count to stats[1].  Scratch: u, d (MN_GROUP, hp), cursor, rows (MN_GROUP), o (k).
+ * count to stats[1].  Scratch: u, d (MN_GROUP, hp), cursor, rows (MN_GROUP), and out:
+ * (hp + 2) * kp values, kp = k rounded up to whole vectors.
  * Samples and pixels are visited in a fixed order: the sums are fixed. */
 MN_TARGET static void MN_FN(mn_chunk)(
     T *gw1, T *gw2t, T *gb2, double *stats,
-    T *u, T *d, int64_t *cursor, int64_t *rows, T *o,
+    T *u, T *d, int64_t *cursor, int64_t *rows, T *out,
     const int64_t *indptr, const uint16_t *indices, const T *values, const int64_t *order,
     const T *targets, const int32_t *labels,
     const T *w1, const T *w2t, const T *b2,
@@ -134,8 +154,14 @@ MN_TARGET static void MN_FN(mn_chunk)(
     int loss, int act)
 {
     double loss_sum = 0.0, correct = 0.0;
-    int64_t j, kk;
-    int v;
+    int64_t j, kk, c;
+    const int64_t kp = (k + VL - 1) / VL * VL;
+    /* The output weights by hidden unit, biases last: the output layer is then whole-vector
+     * multiply-adds, one per hidden unit, with no horizontal sums.  o: the outputs. */
+    T *o = out, *w2 = out + kp;
+    for (j = 0; j <= h; j++)
+        for (kk = 0; kk < kp; kk++)
+            w2[j * kp + kk] = kk >= k ? 0 : j < h ? w2t[kk * hp + j] : b2[kk];
     if (gw1 != NULL) {
         memset(gw1, 0, sizeof(T) * (size_t)((n_in + 1) * hp));
         memset(gw2t, 0, sizeof(T) * (size_t)(k * hp));
@@ -146,8 +172,7 @@ MN_TARGET static void MN_FN(mn_chunk)(
         for (int64_t s = 0; s < ns; s++) rows[s] = order ? order[g0 + s] : g0 + s;
 
         /* Hidden layer of the whole group, tiled; its transfer function per sample below. */
-        MN_OVER_BLOCKS(MN_FN(mn_hidden_block), u, cursor, rows, ns, indptr, indices, values,
-                       w1, n_in, hp);
+        MN_FN(mn_hidden_group)(u, cursor, rows, ns, indptr, indices, values, w1, n_in, hp);
 
         for (int64_t s = 0; s < ns; s++) {
             T *oh = u + s * hp;
@@ -160,14 +185,18 @@ MN_TARGET static void MN_FN(mn_chunk)(
             }
             for (j = h; j < hp; j++) oh[j] = 0;  /* padding contributes nothing downstream */
 
-            /* Output layer: k dot products of length hp. */
-            for (kk = 0; kk < k; kk++) {
-                VT sum = {0};
-                const T *wr = w2t + kk * hp;
-                for (j = 0; j < hp; j += VL) sum += MN_LOAD(oh + j) * MN_LOAD(wr + j);
-                T uo = b2[kk];
-                MN_UNROLL for (v = 0; v < VL; v++) uo += sum[v];
-                o[kk] = uo;
+            /* Output layer: bias + sum over hidden units j of oh[j] * (row j of w2), in two
+             * interleaved partial sums (independent multiply-add chains). */
+            for (c = 0; c < kp; c += VL) {
+                VT a = MN_LOAD(w2 + h * kp + c), a2 = {0};
+                for (j = 0; j + 1 < h; j += 2) {
+                    a += oh[j] * MN_LOAD(w2 + j * kp + c);
+                    a2 += oh[j + 1] * MN_LOAD(w2 + (j + 1) * kp + c);
+                }
+                if (j < h) a += oh[j] * MN_LOAD(w2 + j * kp + c);
+                a += a2;
+                if (loss != MN_LOSS_XE && act == MN_ACT_SIGMOID) a = MN_FN(mn_vsigmoid)(a);
+                MN_STORE(o + c, a);
             }
             if (loss == MN_LOSS_XE) {  /* softmax, its maximum subtracted; log-softmax for the loss */
                 T top = o[0];
@@ -181,8 +210,9 @@ MN_TARGET static void MN_FN(mn_chunk)(
                     o[kk] = (T)exp(log_o);
                 }
             } else {
+                if (act != MN_ACT_SIGMOID)
+                    for (kk = 0; kk < k; kk++) o[kk] = MN_ACTIVATE(o[kk], act);
                 for (kk = 0; kk < k; kk++) {
-                    o[kk] = MN_ACTIVATE(o[kk], act);
                     const double e = (double)o[kk] - (double)y[kk];
                     loss_sum += e * e;
                 }
@@ -205,31 +235,41 @@ MN_TARGET static void MN_FN(mn_chunk)(
                     MN_STORE(dh + j, MN_LOAD(dh + j) + dk * MN_LOAD(wr + j));
                 }
             }
-            for (j = 0; j < h; j++) dh[j] *= MN_DERIVATIVE(oh[j], act);
+            if (act == MN_ACT_SIGMOID) {  /* sigmoid' = o (1 - o), a vector at a time */
+                const VT one = (VT){0} + (T)1;
+                for (j = 0; j < hp; j += VL) {
+                    const VT ov = MN_LOAD(oh + j);
+                    MN_STORE(dh + j, MN_LOAD(dh + j) * (ov * (one - ov)));
+                }
+            } else {
+                for (j = 0; j < h; j++) dh[j] *= MN_DERIVATIVE(oh[j], act);
+            }
         }
         /* The input layer's gradient for the whole group, tiled. */
         if (gw1 != NULL)
-            MN_OVER_BLOCKS(MN_FN(mn_scatter_block), gw1, cursor, d, rows, ns, indptr, indices,
-                           values, n_in, hp);
+            MN_FN(mn_scatter_group)(gw1, cursor, d, rows, ns, indptr, indices, values, n_in,
+                                    hp);
     }
     stats[0] = loss_sum;
     stats[1] = correct;
 }
 
-/* w[i, :] -= step * sum over chunks c (in order) of g[c, i, :], for rows i0..i1 of a
- * (rows, cols) matrix whose chunk gradients lie `stride` elements apart.  Sums in double. */
+/* w[0..m) -= step * (sum over chunks c, in order, of g[c * stride + 0..m)), the partial
+ * gradients summed in double a strip at a time (the strip's sums stay in L1). */
 MN_TARGET static void MN_FN(mn_reduce_update)(
-    T *w, double *acc, const T *g, int64_t n_chunks, int64_t stride,
-    int64_t i0, int64_t i1, int64_t cols, double step)
+    T *w, const T *g, int64_t n_chunks, int64_t stride, int64_t m, double step)
 {
-    for (int64_t i = i0; i < i1; i++) {
-        for (int64_t j = 0; j < cols; j++) acc[j] = 0.0;
-        for (int64_t c = 0; c < n_chunks; c++) {
-            const T *gr = g + c * stride + i * cols;
-            for (int64_t j = 0; j < cols; j++) acc[j] += (double)gr[j];
+    double acc[MN_STRIP];
+    for (int64_t i0 = 0; i0 < m; i0 += MN_STRIP) {
+        const int64_t len = m - i0 < MN_STRIP ? m - i0 : MN_STRIP;
+        const T *g0 = g + i0;
+        T *wi = w + i0;
+        for (int64_t j = 0; j < len; j++) acc[j] = (double)g0[j];
+        for (int64_t c = 1; c < n_chunks; c++) {
+            const T *gc = g0 + c * stride;
+            for (int64_t j = 0; j < len; j++) acc[j] += (double)gc[j];
         }
-        T *wr = w + i * cols;
-        for (int64_t j = 0; j < cols; j++) wr[j] = (T)((double)wr[j] - step * acc[j]);
+        for (int64_t j = 0; j < len; j++) wi[j] = (T)((double)wi[j] - step * acc[j]);
     }
 }
 
