@@ -54,10 +54,11 @@ SIMD_BYTES = 64  # the widest vectors of any variant
 
 
 def out_scratch_size(Py_ssize_t hp, Py_ssize_t k, Py_ssize_t itemsize):
-    """Values of run_epoch's per-thread ``o`` scratch: the k outputs and the output layer's
-    weights by hidden unit, biases last, each row padded to whole vectors (hp + 2 rows)."""
+    """Values of run_epoch's per-thread ``o`` scratch: rows of k values padded to whole
+    vectors, hp + GROUP + 3 of them (outputs, output weights by hidden unit and biases, a
+    group's output deltas, the bias gradient; see mn_chunk)."""
     cdef Py_ssize_t lanes = SIMD_BYTES // itemsize
-    return (k + lanes - 1) // lanes * lanes * (hp + 2)
+    return (k + lanes - 1) // lanes * lanes * (hp + MN_GROUP + 3)
 
 
 def cpu_simd():

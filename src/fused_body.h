@@ -142,7 +142,7 @@ MN_TARGET static __attribute__((noinline)) void MN_FN(mn_scatter_group)(
 /* Forward (and, when gw1 != NULL, backward) over samples order[r0..r1) (or r0..r1 when order
  * is NULL), a group at a time.  Adds the chunk's summed loss to stats[0] and its correct
  * count to stats[1].  Scratch: u, d (MN_GROUP, hp), cursor, rows (MN_GROUP), and out:
- * (hp + 2) * kp values, kp = k rounded up to whole vectors.
+ * (hp + MN_GROUP + 3) * kp values, kp = k rounded up to whole vectors.
  * Samples and pixels are visited in a fixed order: the sums are fixed. */
 MN_TARGET static void MN_FN(mn_chunk)(
     T *gw1, T *gw2t, T *gb2, double *stats,
@@ -156,16 +156,19 @@ MN_TARGET static void MN_FN(mn_chunk)(
     double loss_sum = 0.0, correct = 0.0;
     int64_t j, kk, c;
     const int64_t kp = (k + VL - 1) / VL * VL;
-    /* The output weights by hidden unit, biases last: the output layer is then whole-vector
-     * multiply-adds, one per hidden unit, with no horizontal sums.  o: the outputs. */
-    T *o = out, *w2 = out + kp;
+    const VT one = (VT){0} + (T)1;
+    /* Scratch, rows of kp: o, the outputs; w2, the output weights by hidden unit, biases
+     * last (hp + 1 rows), so the output layer is whole-vector multiply-adds with no
+     * horizontal sums; dko, the group's output deltas (MN_GROUP rows); gbs, the chunk's
+     * bias gradient. */
+    T *o = out, *w2 = out + kp, *dko = w2 + (hp + 1) * kp, *gbs = dko + MN_GROUP * kp;
     for (j = 0; j <= h; j++)
         for (kk = 0; kk < kp; kk++)
             w2[j * kp + kk] = kk >= k ? 0 : j < h ? w2t[kk * hp + j] : b2[kk];
     if (gw1 != NULL) {
         memset(gw1, 0, sizeof(T) * (size_t)((n_in + 1) * hp));
         memset(gw2t, 0, sizeof(T) * (size_t)(k * hp));
-        memset(gb2, 0, sizeof(T) * (size_t)k);
+        memset(gbs, 0, sizeof(T) * (size_t)kp);
     }
     for (int64_t g0 = r0; g0 < r1; g0 += MN_GROUP) {
         const int64_t ns = g0 + MN_GROUP < r1 ? MN_GROUP : r1 - g0;
@@ -222,34 +225,41 @@ MN_TARGET static void MN_FN(mn_chunk)(
             correct += (best == labels[rows[s]]);
             if (gw1 == NULL) continue;
 
-            /* Backward: output delta, the output layer's gradient, the hidden delta. */
-            for (j = 0; j < hp; j += VL) MN_STORE(dh + j, (VT){0});
-            for (kk = 0; kk < k; kk++) {
-                const T dk = (loss == MN_LOSS_XE) ? o[kk] - y[kk]
-                             : (T)2 * (o[kk] - y[kk]) * MN_DERIVATIVE(o[kk], act);
-                gb2[kk] += dk;
-                const T *wr = w2t + kk * hp;
-                T *gr = gw2t + kk * hp;
-                for (j = 0; j < hp; j += VL) {
-                    MN_STORE(gr + j, MN_LOAD(gr + j) + dk * MN_LOAD(oh + j));
-                    MN_STORE(dh + j, MN_LOAD(dh + j) + dk * MN_LOAD(wr + j));
-                }
-            }
-            if (act == MN_ACT_SIGMOID) {  /* sigmoid' = o (1 - o), a vector at a time */
-                const VT one = (VT){0} + (T)1;
-                for (j = 0; j < hp; j += VL) {
+            /* Backward: the output deltas (kept for the group's output-layer gradient and
+             * added to the bias gradient), then the hidden delta (W2 dk) f'(hidden), held in
+             * registers a vector of hidden units at a time. */
+            T *dk = dko + s * kp;
+            for (kk = 0; kk < k; kk++)
+                dk[kk] = (loss == MN_LOSS_XE) ? o[kk] - y[kk]
+                         : (T)2 * (o[kk] - y[kk]) * MN_DERIVATIVE(o[kk], act);
+            for (; kk < kp; kk++) dk[kk] = 0;
+            for (c = 0; c < kp; c += VL) MN_STORE(gbs + c, MN_LOAD(gbs + c) + MN_LOAD(dk + c));
+            for (j = 0; j < hp; j += VL) {
+                VT a = {0};
+                for (kk = 0; kk < k; kk++) a += dk[kk] * MN_LOAD(w2t + kk * hp + j);
+                if (act == MN_ACT_SIGMOID) {  /* sigmoid' = o (1 - o) */
                     const VT ov = MN_LOAD(oh + j);
-                    MN_STORE(dh + j, MN_LOAD(dh + j) * (ov * (one - ov)));
+                    a *= ov * (one - ov);
                 }
-            } else {
-                for (j = 0; j < h; j++) dh[j] *= MN_DERIVATIVE(oh[j], act);
+                MN_STORE(dh + j, a);
             }
+            if (act != MN_ACT_SIGMOID)
+                for (j = 0; j < h; j++) dh[j] *= MN_DERIVATIVE(oh[j], act);
         }
+        if (gw1 == NULL) continue;
+        /* The output layer's gradient for the group: gw2t[kk] += dk[s][kk] oh[s], sample by
+         * sample (the same sums as a sample-at-a-time update, without a store per sample). */
+        for (kk = 0; kk < k; kk++)
+            for (j = 0; j < hp; j += VL) {
+                VT a = MN_LOAD(gw2t + kk * hp + j);
+                for (int64_t s = 0; s < ns; s++) a += dko[s * kp + kk] * MN_LOAD(u + s * hp + j);
+                MN_STORE(gw2t + kk * hp + j, a);
+            }
         /* The input layer's gradient for the whole group, tiled. */
-        if (gw1 != NULL)
-            MN_FN(mn_scatter_group)(gw1, cursor, d, rows, ns, indptr, indices, values, n_in,
-                                    hp);
+        MN_FN(mn_scatter_group)(gw1, cursor, d, rows, ns, indptr, indices, values, n_in, hp);
     }
+    if (gw1 != NULL)
+        for (kk = 0; kk < k; kk++) gb2[kk] = gbs[kk];
     stats[0] = loss_sum;
     stats[1] = correct;
 }
