@@ -17,6 +17,8 @@
 
 /* Hidden units per register block: MN_NV vectors of 32 bytes (80 floats or 40 doubles). */
 #define MN_NV 10
+/* Blocks of at most this many vectors add a sample's pixels in two interleaved sums. */
+#define MN_TWO_CHAINS_MAX 4
 #define MN_UNROLL _Pragma("GCC unroll 16")
 /* Samples whose hidden sums are kept together (see fused_body.h, "Tiling"), and the bytes
  * of weight rows per tile: with the group's sums, they fit a 48 kB L1 data cache. */

@@ -63,6 +63,20 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_bloc
             VT acc[MN_NV];
             T *us = u + s * hp + j0;
             MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = MN_LOAD(us + v * VL);
+            if (nv <= MN_TWO_CHAINS_MAX) {
+                /* Few vectors: too few independent multiply-add chains to hide their
+                 * latency, so odd and even entries go to two sets of sums. */
+                VT acc2[MN_NV];
+                MN_UNROLL for (int v = 0; v < nv; v++) acc2[v] = (VT){0};
+                for (; p + 1 < end && indices[p + 1] < t1; p += 2) {
+                    const T x = values[p], x2 = values[p + 1];
+                    const T *row = w1j0 + (int64_t)indices[p] * hp;
+                    const T *row2 = w1j0 + (int64_t)indices[p + 1] * hp;
+                    MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += x * MN_LOAD(row + v * VL);
+                    MN_UNROLL for (int v = 0; v < nv; v++) acc2[v] += x2 * MN_LOAD(row2 + v * VL);
+                }
+                MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += acc2[v];
+            }
             for (; p < end && indices[p] < t1; p++) {
                 const T x = values[p];
                 const T *row = w1j0 + (int64_t)indices[p] * hp;
