@@ -277,8 +277,9 @@ class LabNetwork:
                     callback):
         """Run ``iterations`` iterations (epochs, with a batch size), keeping the best weights.
 
-        Full batch: one training forward pass per iteration; the pass that starts iteration
-        t + 1 also measures the weights after iteration t (one extra pass at the end).
+        Full batch: one training forward pass per iteration; the pass that measures the
+        weights after iteration t also computes the gradient of iteration t + 1 (and one pass
+        measures the starting weights).
         """
         best = [None]
 
@@ -294,27 +295,25 @@ class LabNetwork:
             if callback is not None:
                 callback(history)
 
-        history.initial_validation_accuracy = trainer.measure_validation()
-        history.best_validation_accuracy = history.initial_validation_accuracy
+        if batch_size is None:
+            _, val_acc = trainer.measure_and_gradient()
+        else:
+            val_acc = trainer.measure_validation()
+        history.initial_validation_accuracy = val_acc
+        history.best_validation_accuracy = val_acc
         best[0] = trainer.snapshot()
-        pending_val = None
         try:
-            for _ in range(iterations):
+            for i in range(iterations):
                 if batch_size is None:
-                    # One pass measures the weights after the previous step (so they can be
-                    # recorded, and kept if best, before they move) and computes this step.
-                    measured = trainer.full_batch_gradient()
-                    if pending_val is not None:
-                        record(measured, pending_val)
-                    trainer.apply_gradient()
-                    pending_val = trainer.measure_validation()
+                    # The step, then one pass that measures the new weights (recorded, and
+                    # kept if best, before they move) and computes the next step.
+                    measured, val_acc = trainer.step_and_measure(gradient=i + 1 < iterations)
                 else:
                     n = trainer.n_samples
                     order = self.rng.permutation(n) if shuffle else np.arange(n)
                     trainer.epoch(order, batch_size)
-                    record(trainer.measure_training(), trainer.measure_validation())
-            if pending_val is not None:
-                record(trainer.measure_training(), pending_val)
+                    measured, val_acc = trainer.measure_training(), trainer.measure_validation()
+                record(measured, val_acc)
         except KeyboardInterrupt:
             # Ctrl-C (or a notebook's interrupt): keep the best weights so far and the history
             # up to here (``self.history``), then let the interrupt go on.
@@ -348,13 +347,16 @@ class MethodTrainer:
         return (percent_correct(out, self.labels),
                 mean_loss(out, self.target_array, self.cross_entropy, logits))
 
-    def full_batch_gradient(self):
-        self.forward(self.inputs)
-        return self._measure()
+    def measure_and_gradient(self):
+        """Measure the current weights on both sets; the training forward pass goes last,
+        so ``backpropagate`` then steps from it."""
+        val_acc = self.measure_validation()
+        return self.measure_training(), val_acc
 
-    def apply_gradient(self):
-        """The step from the forward pass of ``full_batch_gradient``."""
+    def step_and_measure(self, gradient=True):
+        """``backpropagate`` from the last training forward pass, then measure."""
         self.backward(self.targets, self.learning_rate)
+        return self.measure_and_gradient()
 
     def epoch(self, order, batch_size):
         for begin in range(0, len(order), batch_size):

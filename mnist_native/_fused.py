@@ -124,8 +124,8 @@ class FusedTrainer:
         self.gw2t = aligned_zeros((grad_chunks, k, hp), dtype)
         self.gb2 = np.empty((grad_chunks, k), dtype=dtype)
         # Measuring passes run over whole data sets, in chunks of their own size.
-        stat_chunks = max(grad_chunks, n_chunks(self.train.n), measure_chunks(self.train.n),
-                          measure_chunks(self.val.n))
+        stat_chunks = max(grad_chunks, n_chunks(self.train.n) + measure_chunks(self.val.n),
+                          measure_chunks(self.train.n))
         self.stats = np.empty((stat_chunks, 2), dtype=np.float64)
         t = self.threads
         self.u = aligned_zeros((t, _train.GROUP * hp), dtype)
@@ -152,15 +152,28 @@ class FusedTrainer:
         n = min(batch_size, len(order))
         return 100.0 * correct / n, loss_sum / n
 
-    def full_batch_gradient(self):
-        """Measure the current weights on the whole training set and leave their gradient
-        ready for ``apply_gradient``: one pass over the data."""
-        return self._run(self.train, self.train.identity, self.train.n, _train.GRADIENT)
+    def _full_batch_pass(self, step, gradient):
+        """(training accuracy %, mean loss), validation accuracy %: see
+        _train.full_batch_pass."""
+        train, val = self.train, self.val
+        train_loss, train_correct, _, val_correct = _train.full_batch_pass(
+            self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats, self.u,
+            self.d, self.cursor, self.rows, self.o, train.indptr, train.indices, train.values,
+            train.targets, train.labels, val.indptr, val.indices, val.values, val.targets,
+            val.labels, self.h, chunk_size(train.n), measure_chunk_size(val.n), step,
+            self.loss, self.act, gradient, self.threads)
+        return ((100.0 * train_correct / train.n, train_loss / train.n),
+                100.0 * val_correct / val.n)
 
-    def apply_gradient(self):
-        _train.apply_gradient(self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2,
-                              n_chunks(self.train.n), self.train.n,
-                              self.learning_rate, self.threads)
+    def measure_and_gradient(self):
+        """Measure the current weights on both sets and leave their full-batch gradient
+        ready for ``step_and_measure``: one native pass."""
+        return self._full_batch_pass(0.0, True)
+
+    def step_and_measure(self, gradient=True):
+        """The step from the last gradient, then ``measure_and_gradient`` (without the
+        gradient when ``gradient`` is false)."""
+        return self._full_batch_pass(self.learning_rate / self.train.n, gradient)
 
     def epoch(self, order, batch_size):
         # rng.permutation already gives int64: no copy per epoch.

@@ -102,8 +102,7 @@ cdef inline void reduce_update(floating *w, const floating *g, int64_t n_chunks,
 cdef enum:
     MODE_MEASURE = 0   # forward only: loss and accuracy
     MODE_STEP = 1      # gradient and weight update after every batch
-    MODE_GRADIENT = 2  # one batch's gradient, left in the partial buffers for apply_gradient
-MEASURE, STEP, GRADIENT = MODE_MEASURE, MODE_STEP, MODE_GRADIENT
+MEASURE, STEP = MODE_MEASURE, MODE_STEP
 cdef enum:
     SMALL_WORK = 1 << 15  # multiply-adds below which one thread beats waking the others
     UPDATE_PIECE = 4096   # weights per piece of the parallel update
@@ -126,22 +125,124 @@ cdef void apply_step(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1]
     reduce_update(&b2[0, 0], &gb2[0, 0], n_chunks, k, k, step)
 
 
-def apply_gradient(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2,
-                   floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
-                   Py_ssize_t n_chunks, Py_ssize_t batch,
-                   double learning_rate, int n_threads):
-    """The step of a run_epoch(mode=GRADIENT) pass: w -= learning_rate * gradient / batch.
+# Internal callers allocate all the arrays; a mismatch would write out of bounds, so it is
+# refused before the GIL is released.
+cdef int check_buffers(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2,
+                       floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
+                       double[:, ::1] stats, floating[:, ::1] u, floating[:, ::1] d,
+                       int64_t[:, ::1] cursor, int64_t[:, ::1] rows, floating[:, ::1] o,
+                       Py_ssize_t h, int64_t stat_chunks, int64_t grad_chunks,
+                       int n_threads) except -1:
+    """The weights, scratch, ``stat_chunks`` rows of stats and (unless ``grad_chunks`` is 0)
+    that many chunks of partial gradients fit each other and ``n_threads`` threads."""
+    cdef int64_t n_in = w1.shape[0] - 1, hp = w1.shape[1], k = w2t.shape[0]
+    cdef bint grad = grad_chunks > 0
+    if n_threads < 1:
+        raise ValueError("n_threads must be >= 1")
+    if stats.shape[0] < stat_chunks or (grad and gw1.shape[0] < grad_chunks):
+        raise ValueError(f"buffers hold {stats.shape[0]} chunks, {stat_chunks} needed")
+    if (w2t.shape[1] != hp or b2.shape[1] != k or h > hp or u.shape[1] != MN_GROUP * hp
+            or d.shape[1] != MN_GROUP * hp or cursor.shape[1] != MN_GROUP
+            or rows.shape[1] != MN_GROUP or o.shape[1] < out_scratch_size(hp, k, sizeof(floating))
+            or min(u.shape[0], d.shape[0], cursor.shape[0], rows.shape[0], o.shape[0]) < n_threads
+            or (grad and (gw1.shape[1] != n_in + 1 or gw1.shape[2] != hp
+                          or gw2t.shape[1] != k or gw2t.shape[2] != hp or gb2.shape[1] != k))):
+        raise ValueError("inconsistent array shapes")
+    return 0
 
-    Shapes as in run_epoch; n_chunks is the number of chunks that pass filled.
+
+cdef int check_data(const int64_t[::1] indptr, const uint16_t[::1] indices,
+                    const floating[::1] values, const floating[:, ::1] targets,
+                    const int32_t[::1] labels, int64_t k) except -1:
+    """A data set: CSR inputs, one target row of k values and one label per sample."""
+    if (indptr.shape[0] != targets.shape[0] + 1 or labels.shape[0] != targets.shape[0]
+            or targets.shape[1] != k):
+        raise ValueError("inconsistent data shapes")
+    if indices.shape[0] != values.shape[0] or indptr[indptr.shape[0] - 1] != values.shape[0]:
+        raise ValueError("CSR arrays disagree")
+    return 0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def full_batch_pass(
+        floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2,
+        floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
+        double[:, ::1] stats,
+        floating[:, ::1] u, floating[:, ::1] d, int64_t[:, ::1] cursor, int64_t[:, ::1] rows,
+        floating[:, ::1] o,
+        # the training set, then the validation set: CSR inputs, targets, labels
+        const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
+        const floating[:, ::1] targets, const int32_t[::1] labels,
+        const int64_t[::1] v_indptr, const uint16_t[::1] v_indices,
+        const floating[::1] v_values, const floating[:, ::1] v_targets,
+        const int32_t[::1] v_labels,
+        Py_ssize_t h, Py_ssize_t chunk_size, Py_ssize_t v_chunk_size, double step, int loss,
+        int act, bint gradient, int n_threads):
+    """One full-batch iteration's native work, in one call.
+
+    First, when ``step`` > 0, the update ``w -= step * gradient`` from the partial gradients
+    the previous call left (the training set in chunks of ``chunk_size``).  Then one
+    parallel pass over the training chunks and the validation chunks (``v_chunk_size``
+    samples) together: it measures the weights on both sets and, when ``gradient``, leaves
+    the training set's partial gradients for the next call.  Shapes as in run_epoch; stats
+    holds a row per chunk of both sets.  Returns (training loss sum, correct count,
+    validation loss sum, correct count), each summed in chunk order.
     """
-    if (n_chunks < 1 or batch < 1 or gw1.shape[0] < n_chunks or gw2t.shape[0] < n_chunks
-            or gb2.shape[0] < n_chunks or gw1.shape[1] != w1.shape[0]
-            or gw1.shape[2] != w1.shape[1] or gw2t.shape[1] != w2t.shape[0]
-            or gw2t.shape[2] != w1.shape[1] or w2t.shape[1] != w1.shape[1]
-            or gb2.shape[1] != w2t.shape[0] or b2.shape[1] != w2t.shape[0]):
-        raise ValueError("apply_gradient: inconsistent array shapes")
+    cdef int64_t n = targets.shape[0], nv = v_targets.shape[0], n_in = w1.shape[0] - 1
+    cdef int64_t hp = w1.shape[1], k = w2t.shape[0], n_train, n_all, c, r0, r1, t
+    cdef double train_loss = 0.0, train_correct = 0.0, val_loss = 0.0, val_correct = 0.0
+    cdef floating *g1 = NULL
+    cdef floating *g2 = NULL
+    cdef floating *gb = NULL
+    if chunk_size < 1 or v_chunk_size < 1 or n < 1 or nv < 1:
+        raise ValueError("chunk sizes and both sets' sample counts must be >= 1")
+    n_train = (n + chunk_size - 1) // chunk_size
+    n_all = n_train + (nv + v_chunk_size - 1) // v_chunk_size
+    check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, h, n_all, n_train,
+                  n_threads)
+    check_data(indptr, indices, values, targets, labels, k)
+    check_data(v_indptr, v_indices, v_values, v_targets, v_labels, k)
     with nogil:
-        apply_step(w1, w2t, b2, gw1, gw2t, gb2, n_chunks, learning_rate / batch, n_threads)
+        if step > 0:
+            apply_step(w1, w2t, b2, gw1, gw2t, gb2, n_train, step, n_threads)
+        # Chunks are handed out one at a time: the small validation chunks fill in around
+        # the training ones.  Each chunk writes only its own rows, so any order gives the
+        # same bits.
+        for c in prange(n_all, schedule="dynamic",
+                        num_threads=n_threads if n_threads < n_all else n_all):
+            t = mn_thread_num()
+            if c < n_train:
+                r0 = c * chunk_size
+                r1 = r0 + chunk_size if r0 + chunk_size < n else n
+                if gradient:
+                    g1 = &gw1[c, 0, 0]
+                    g2 = &gw2t[c, 0, 0]
+                    gb = &gb2[c, 0]
+                else:
+                    g1 = NULL
+                    g2 = NULL
+                    gb = NULL
+                chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0],
+                      &rows[t, 0], &o[t, 0], &indptr[0], &indices[0], &values[0], NULL,
+                      &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0], &b2[0, 0], r0, r1,
+                      n_in, h, hp, k, loss, act)
+            else:
+                r0 = (c - n_train) * v_chunk_size
+                r1 = r0 + v_chunk_size if r0 + v_chunk_size < nv else nv
+                chunk(<floating *>NULL, <floating *>NULL, <floating *>NULL, &stats[c, 0],
+                      &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0], &o[t, 0],
+                      &v_indptr[0], &v_indices[0], &v_values[0], NULL, &v_targets[0, 0],
+                      &v_labels[0], &w1[0, 0], &w2t[0, 0], &b2[0, 0], r0, r1, n_in, h, hp, k,
+                      loss, act)
+        for c in range(n_all):  # in chunk order: independent of the thread count
+            if c < n_train:
+                train_loss += stats[c, 0]
+                train_correct += stats[c, 1]
+            else:
+                val_loss += stats[c, 0]
+                val_correct += stats[c, 1]
+    return train_loss, train_correct, val_loss, val_correct
 
 
 @cython.boundscheck(False)
@@ -165,42 +266,27 @@ def run_epoch(
     """One pass over the samples in ``order``, in batches of ``batch_size``.
 
     ``mode`` STEP: each batch is followed by the gradient step ``w -= learning_rate *
-    mean gradient``; MEASURE: a forward pass that only measures; GRADIENT: one batch's
-    gradient is left in gw1/gw2t/gb2 for ``apply_gradient`` (so the caller can keep the
-    weights it measured before they move).  Returns the first
-    batch's (loss sum, correct count), measured with the weights before its step (for full
-    batch: the whole training set's).  Signals are checked between batches, so Ctrl-C stops
-    a long epoch promptly (with the weights part-way through it).
+    mean gradient``; MEASURE: a forward pass that only measures.  Returns the first batch's
+    (loss sum, correct count), measured with the weights before its step.  Signals are
+    checked between batches, so Ctrl-C stops a long epoch promptly (with the weights
+    part-way through it).
     """
     cdef int64_t n = order.shape[0], n_in = w1.shape[0] - 1, hp = w1.shape[1], k = w2t.shape[0]
     cdef int64_t start, stop, n_chunks, c, r0, r1, t, worst
     cdef double first_loss = 0.0, first_correct = 0.0
-    cdef bint grad = mode != MODE_MEASURE
+    cdef bint grad = mode == MODE_STEP
     cdef floating *g1 = NULL
     cdef floating *g2 = NULL
     cdef floating *gb = NULL
     cdef bint first = True
-    # Internal callers allocate all of these; a mismatch would write out of bounds, so it is
-    # refused here, before the GIL is released.
-    if mode not in (MODE_MEASURE, MODE_STEP, MODE_GRADIENT) or (mode == MODE_GRADIENT
-                                                                and batch_size < n):
-        raise ValueError("mode must be MEASURE, STEP, or GRADIENT over one whole batch")
+    if mode not in (MODE_MEASURE, MODE_STEP):
+        raise ValueError("mode must be MEASURE or STEP")
     if batch_size < 1 or chunk_size < 1 or n < 1:
         raise ValueError("batch_size, chunk_size and the sample count must be >= 1")
     worst = (min(batch_size, n) + chunk_size - 1) // chunk_size
-    if stats.shape[0] < worst or (grad and gw1.shape[0] < worst):
-        raise ValueError(f"buffers hold {stats.shape[0]} chunks, {worst} needed")
-    if (indptr.shape[0] != targets.shape[0] + 1 or labels.shape[0] != targets.shape[0]
-            or targets.shape[1] != k or w2t.shape[1] != hp or b2.shape[1] != k
-            or h > hp or u.shape[1] != MN_GROUP * hp or d.shape[1] != MN_GROUP * hp
-            or cursor.shape[1] != MN_GROUP or rows.shape[1] != MN_GROUP
-            or o.shape[1] < out_scratch_size(hp, k, sizeof(floating))
-            or min(u.shape[0], d.shape[0], cursor.shape[0], rows.shape[0], o.shape[0]) < n_threads
-            or (grad and (gw1.shape[1] != n_in + 1 or gw1.shape[2] != hp
-                            or gw2t.shape[1] != k or gw2t.shape[2] != hp or gb2.shape[1] != k))):
-        raise ValueError("run_epoch: inconsistent array shapes")
-    if indices.shape[0] != values.shape[0] or indptr[indptr.shape[0] - 1] != values.shape[0]:
-        raise ValueError("run_epoch: CSR arrays disagree")
+    check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, h, worst,
+                  worst if grad else 0, n_threads)
+    check_data(indptr, indices, values, targets, labels, k)
     with nogil:
         start = 0
         while start < n:
