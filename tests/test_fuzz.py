@@ -99,25 +99,26 @@ def test_training_matches_reference(p, xe, batch_size):
         with contextlib.redirect_stdout(io.StringIO()):
             histories.append(fit(data, data, iterations=2, learning_rate=0.5, plot=False,
                                  batch_size=batch_size))
-    if p["dtype"] == np.float32:
-        # Some of these problems are ill-conditioned in float32 (one hidden unit, inputs of
-        # ~100, saturated softmax, dozens of SGD steps): there the reference's own float32
-        # run drifts from its float64 run.  Native float32 must stay within that rounding
-        # drift of the reference, plus the usual tolerance.
-        ref64 = reference.NeuralNetwork(*p["shape"], dtype=np.float64, seed=p["seed"])
-        fit = ref64.train_xe if xe else ref64.train
-        with contextlib.redirect_stdout(io.StringIO()):
-            fit((p["x"], p["y"]), (p["x"], p["y"]), iterations=2, learning_rate=0.5,
-                plot=False, batch_size=batch_size)
-        for name in ("W_input_to_hidden", "W_hidden_to_output"):
-            got, want = getattr(native, name), getattr(ref, name)
-            drift = np.abs(want - getattr(ref64, name))
-            tol = TRAINED_TOL[np.float32]
-            bound = 2 * drift + tol["atol"] + tol["rtol"] * np.abs(want)
-            assert np.all(np.abs(got - want) <= bound), name
-    else:
-        close(native.W_input_to_hidden, ref.W_input_to_hidden, p["dtype"], TRAINED_TOL)
-        close(native.W_hidden_to_output, ref.W_hidden_to_output, p["dtype"], TRAINED_TOL)
+    # Some of these problems are ill-conditioned (one hidden unit, inputs of ~100,
+    # saturated outputs, dozens of SGD steps): rounding is amplified until the reference's
+    # own result moves by more than the tolerance.  Native must stay within twice that
+    # drift of the reference, plus the usual tolerance.  The drift: in float32, from the
+    # reference's float64 run; in float64, from the reference on inputs moved by a few ulps.
+    x = p["x"]
+    if p["dtype"] == np.float64:
+        nudge = np.random.default_rng(p["seed"]).standard_normal(x.shape)
+        x = x * (1 + 4 * np.finfo(np.float64).eps * nudge)
+    other = reference.NeuralNetwork(*p["shape"], dtype=np.float64, seed=p["seed"])
+    fit = other.train_xe if xe else other.train
+    with contextlib.redirect_stdout(io.StringIO()):
+        fit((x, p["y"]), (x, p["y"]), iterations=2, learning_rate=0.5, plot=False,
+            batch_size=batch_size)
+    tol = TRAINED_TOL[p["dtype"]]
+    for name in ("W_input_to_hidden", "W_hidden_to_output"):
+        got, want = getattr(native, name), getattr(ref, name)
+        drift = np.abs(want - getattr(other, name))
+        bound = 2 * drift + tol["atol"] + tol["rtol"] * np.abs(want)
+        assert np.all(np.abs(got - want) <= bound), name
     # Accuracies are counts: equal unless an output sits on a rounding tie.
     if p["dtype"] == np.float64:
         assert histories[0].train_accuracy == histories[1].train_accuracy
