@@ -29,7 +29,7 @@ SIMD = _train.simd_init(_wanted_simd())
 
 # Samples per chunk: a function of the batch size only (never of the thread count), so the
 # order in which partial gradients are added, and so every bit of the result, is fixed.
-MIN_CHUNK, MAX_CHUNK, TARGET_CHUNKS = 256, 1024, 8
+MIN_CHUNK, MAX_CHUNK, TARGET_CHUNKS = 512, 1024, 8
 SIMD_BYTES = 64  # hidden units are padded to whole vectors of the widest variant
 
 

@@ -221,21 +221,38 @@ MN_TARGET static void MN_FN(mn_chunk)(
                 double total = 0.0;
                 for (kk = 0; kk < k; kk++) total += MN_EXP(o[kk] - top);
                 const double log_total = log(total);
+                double sample_loss = 0.0;
                 for (kk = 0; kk < k; kk++) {
                     const double log_o = (double)(o[kk] - top) - log_total;
-                    loss_sum -= (double)y[kk] * log_o;
+                    sample_loss -= (double)y[kk] * log_o;
                     o[kk] = (T)exp(log_o);
                 }
+                loss_sum += sample_loss;
             } else {
                 if (act != MN_ACT_SIGMOID)
                     for (kk = 0; kk < k; kk++) o[kk] = MN_ACTIVATE(o[kk], act);
-                for (kk = 0; kk < k; kk++) {
-                    const double e = (double)o[kk] - (double)y[kk];
-                    loss_sum += e * e;
+                /* A sample's squared errors in two sums held in registers (the chunk's sum
+                 * lives in memory: adding every term to it chained each add to a store). */
+                double se0 = 0.0, se1 = 0.0;
+                for (kk = 0; kk + 1 < k; kk += 2) {
+                    const double e0 = (double)o[kk] - (double)y[kk];
+                    const double e1 = (double)o[kk + 1] - (double)y[kk + 1];
+                    se0 += e0 * e0;
+                    se1 += e1 * e1;
                 }
+                if (kk < k) {
+                    const double e = (double)o[kk] - (double)y[kk];
+                    se0 += e * e;
+                }
+                loss_sum += se0 + se1;
             }
             int64_t best = 0;  /* first maximum, as np.argmax */
-            for (kk = 1; kk < k; kk++) if (o[kk] > o[best]) best = kk;
+            T top = o[0];
+            for (kk = 1; kk < k; kk++)
+                if (o[kk] > top) {
+                    top = o[kk];
+                    best = kk;
+                }
             correct += (best == labels[rows[s]]);
             if (gw1 == NULL) continue;
 
