@@ -202,16 +202,18 @@ MN_TARGET static void MN_FN(mn_chunk)(
             }
             for (j = h; j < hp; j++) oh[j] = 0;  /* padding contributes nothing downstream */
 
-            /* Output layer: bias + sum over hidden units j of oh[j] * (row j of w2), in two
+            /* Output layer: bias + sum over hidden units j of oh[j] * (row j of w2), in four
              * interleaved partial sums (independent multiply-add chains). */
             for (c = 0; c < kp; c += VL) {
-                VT a = MN_LOAD(w2 + h * kp + c), a2 = {0};
-                for (j = 0; j + 1 < h; j += 2) {
+                VT a = MN_LOAD(w2 + h * kp + c), a1 = {0}, a2 = {0}, a3 = {0};
+                for (j = 0; j + 4 <= h; j += 4) {
                     a += oh[j] * MN_LOAD(w2 + j * kp + c);
-                    a2 += oh[j + 1] * MN_LOAD(w2 + (j + 1) * kp + c);
+                    a1 += oh[j + 1] * MN_LOAD(w2 + (j + 1) * kp + c);
+                    a2 += oh[j + 2] * MN_LOAD(w2 + (j + 2) * kp + c);
+                    a3 += oh[j + 3] * MN_LOAD(w2 + (j + 3) * kp + c);
                 }
-                if (j < h) a += oh[j] * MN_LOAD(w2 + j * kp + c);
-                a += a2;
+                for (; j < h; j++) a += oh[j] * MN_LOAD(w2 + j * kp + c);
+                a += (a1 + a2) + a3;
                 if (loss != MN_LOSS_XE && act == MN_ACT_SIGMOID) a = MN_FN(mn_vsigmoid)(a);
                 MN_STORE(o + c, a);
             }
@@ -280,12 +282,31 @@ MN_TARGET static void MN_FN(mn_chunk)(
         if (gw1 == NULL) continue;
         /* The output layer's gradient for the group: gw2t[kk] += dk[s][kk] oh[s], sample by
          * sample (the same sums as a sample-at-a-time update, without a store per sample). */
-        for (kk = 0; kk < k; kk++)
-            for (j = 0; j < hp; j += VL) {
+        for (j = 0; j < hp; j += VL) {
+            /* Four outputs at a time: four independent multiply-add chains. */
+            for (kk = 0; kk + 4 <= k; kk += 4) {
+                T *g = gw2t + kk * hp + j;
+                VT a0 = MN_LOAD(g), a1 = MN_LOAD(g + hp), a2 = MN_LOAD(g + 2 * hp),
+                   a3 = MN_LOAD(g + 3 * hp);
+                for (int64_t s = 0; s < ns; s++) {
+                    const VT hs = MN_LOAD(u + s * hp + j);
+                    const T *dks = dko + s * kp + kk;
+                    a0 += dks[0] * hs;
+                    a1 += dks[1] * hs;
+                    a2 += dks[2] * hs;
+                    a3 += dks[3] * hs;
+                }
+                MN_STORE(g, a0);
+                MN_STORE(g + hp, a1);
+                MN_STORE(g + 2 * hp, a2);
+                MN_STORE(g + 3 * hp, a3);
+            }
+            for (; kk < k; kk++) {
                 VT a = MN_LOAD(gw2t + kk * hp + j);
                 for (int64_t s = 0; s < ns; s++) a += dko[s * kp + kk] * MN_LOAD(u + s * hp + j);
                 MN_STORE(gw2t + kk * hp + j, a);
             }
+        }
         /* The input layer's gradient for the whole group, tiled. */
         MN_FN(mn_scatter_group)(gw1, cursor, d, rows, ns, indptr, indices, values, n_in, hp);
     }
