@@ -3,9 +3,11 @@
 
 Design
 ------
-* Inputs arrive once per ``train()`` call as CSR (uint16 pixel indices, values of the model's
-  dtype): MNIST is ~81% exact zeros, and only nonzero pixels cost work.  The sums are the same
-  minus exact-zero terms.
+* Inputs arrive once per ``train()`` call split by measured density: pixels nonzero in at
+  least half the training samples as a dense block, the rest as CSR (uint16 pixel indices,
+  values of the model's dtype).  MNIST is ~81% exact zeros: its sparse pixels cost work only
+  where nonzero, while its ~135 busy central pixels (and all of a dense data set) run through
+  register-blocked dense kernels.  The sums are the same minus exact-zero terms.
 * Per sample, everything happens while its hidden vector is in registers (fused_body.h): the
   forward pass, the output and its metrics, the deltas, and the gradient terms scattered into
   the chunk's partial gradient (CSR order, sequential reads).
@@ -21,7 +23,7 @@ cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 from cpython.exc cimport PyErr_CheckSignals
-from libc.stdint cimport int32_t, int64_t, uint16_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
 
 cdef extern from "platform.h" nogil:
     int mn_thread_num()
@@ -29,16 +31,20 @@ cdef extern from "platform.h" nogil:
 cdef extern from "fused.h" nogil:
     int mn_cpu_simd_level()
     int mn_simd_init(int wanted)
+    int mn_dense_count(int64_t hp, int64_t itemsize)
+    int MN_DENSE_MAX
     int MN_GROUP
     void mn_chunk_f32(float *gw1, float *gw2t, float *gb2, double *stats, float *u,
-                      float *d, int64_t *cursor, int64_t *rows, float *o, const int64_t *indptr, const uint16_t *indices,
-                      const float *values, const int64_t *order, const float *targets,
+                      float *d, int64_t *cursor, int64_t *rows, float *o, const int64_t *indptr,
+                      const uint16_t *indices, const float *values, const float *xd, int64_t m,
+                      const int64_t *dcols, const int64_t *order, const float *targets,
                       const int32_t *labels, const float *w1, const float *w2t, const float *b2,
                       int64_t r0, int64_t r1, int64_t n_in, int64_t h, int64_t hp, int64_t k,
                       int loss, int act)
     void mn_chunk_f64(double *gw1, double *gw2t, double *gb2, double *stats, double *u,
-                      double *d, int64_t *cursor, int64_t *rows, double *o, const int64_t *indptr, const uint16_t *indices,
-                      const double *values, const int64_t *order, const double *targets,
+                      double *d, int64_t *cursor, int64_t *rows, double *o, const int64_t *indptr,
+                      const uint16_t *indices, const double *values, const double *xd,
+                      int64_t m, const int64_t *dcols, const int64_t *order, const double *targets,
                       const int32_t *labels, const double *w1, const double *w2t,
                       const double *b2, int64_t r0, int64_t r1, int64_t n_in, int64_t h,
                       int64_t hp, int64_t k, int loss, int act)
@@ -61,6 +67,15 @@ def out_scratch_size(Py_ssize_t hp, Py_ssize_t k, Py_ssize_t itemsize):
     return (k + lanes - 1) // lanes * lanes * (hp + MN_GROUP + 3)
 
 
+DENSE_MAX = MN_DENSE_MAX  # most samples (pixels) a dense-column pass serves at once
+
+
+def dense_count(Py_ssize_t hp, Py_ssize_t itemsize):
+    """Samples (pixels) each dense-column pass serves with the variant in use, for hp
+    hidden units of ``itemsize`` bytes: DENSE_MAX when the registers hold that many."""
+    return mn_dense_count(hp, itemsize)
+
+
 def cpu_simd():
     """The widest kernel variant this CPU (and build) can run: one of SIMD_LEVELS."""
     return SIMD_LEVELS[mn_cpu_simd_level()]
@@ -76,18 +91,20 @@ def simd_init(str wanted):
 
 cdef inline void chunk(floating *gw1, floating *gw2t, floating *gb2, double *stats,
                        floating *u, floating *d, int64_t *cursor, int64_t *rows, floating *o,
-                       const int64_t *indptr,
-                       const uint16_t *indices, const floating *values, const int64_t *order,
+                       const int64_t *indptr, const uint16_t *indices, const floating *values,
+                       const floating *xd, int64_t m, const int64_t *dcols, const int64_t *order,
                        const floating *targets, const int32_t *labels, const floating *w1,
                        const floating *w2t, const floating *b2, int64_t r0, int64_t r1,
                        int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss,
                        int act) noexcept nogil:
     if floating is float:
-        mn_chunk_f32(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, order,
-                     targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss, act)
+        mn_chunk_f32(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, xd,
+                     m, dcols, order, targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss,
+                     act)
     else:
-        mn_chunk_f64(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, order,
-                     targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss, act)
+        mn_chunk_f64(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, xd,
+                     m, dcols, order, targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss,
+                     act)
 
 
 cdef inline void reduce_update(floating *w, const floating *g, int64_t n_chunks, int64_t stride,
@@ -152,12 +169,19 @@ cdef int check_buffers(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::
 
 
 cdef int check_data(const int64_t[::1] indptr, const uint16_t[::1] indices,
-                    const floating[::1] values, const floating[:, ::1] targets,
-                    const int32_t[::1] labels, int64_t k) except -1:
-    """A data set: CSR inputs, one target row of k values and one label per sample."""
+                    const floating[::1] values, const floating[:, ::1] xd,
+                    const int64_t[::1] dcols, const floating[:, ::1] targets,
+                    const int32_t[::1] labels, int64_t n_in, int64_t k) except -1:
+    """A data set: inputs as CSR plus a dense block (xd: the pixels dcols of every sample),
+    one target row of k values and one label per sample."""
+    cdef Py_ssize_t c
     if (indptr.shape[0] != targets.shape[0] + 1 or labels.shape[0] != targets.shape[0]
-            or targets.shape[1] != k):
+            or targets.shape[1] != k or xd.shape[0] != targets.shape[0]
+            or xd.shape[1] != dcols.shape[0]):
         raise ValueError("inconsistent data shapes")
+    for c in range(dcols.shape[0]):
+        if not 0 <= dcols[c] < n_in:
+            raise ValueError("dense column index out of range")
     if indices.shape[0] != values.shape[0] or indptr[indptr.shape[0] - 1] != values.shape[0]:
         raise ValueError("CSR arrays disagree")
     return 0
@@ -171,12 +195,14 @@ def full_batch_pass(
         double[:, ::1] stats,
         floating[:, ::1] u, floating[:, ::1] d, int64_t[:, ::1] cursor, int64_t[:, ::1] rows,
         floating[:, ::1] o,
-        # the training set, then the validation set: CSR inputs, targets, labels
+        # the training set, then the validation set: inputs as in run_epoch, targets, labels
         const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
-        const floating[:, ::1] targets, const int32_t[::1] labels,
+        const floating[:, ::1] xd, const floating[:, ::1] targets, const int32_t[::1] labels,
         const int64_t[::1] v_indptr, const uint16_t[::1] v_indices,
-        const floating[::1] v_values, const floating[:, ::1] v_targets,
-        const int32_t[::1] v_labels,
+        const floating[::1] v_values, const floating[:, ::1] v_xd,
+        const floating[:, ::1] v_targets, const int32_t[::1] v_labels,
+        # the pixels of the dense blocks xd, v_xd
+        const int64_t[::1] dcols,
         Py_ssize_t h, Py_ssize_t chunk_size, Py_ssize_t v_chunk_size, double step, int loss,
         int act, bint gradient, int n_threads):
     """One full-batch iteration's native work, in one call.
@@ -190,7 +216,8 @@ def full_batch_pass(
     validation loss sum, correct count), each summed in chunk order.
     """
     cdef int64_t n = targets.shape[0], nv = v_targets.shape[0], n_in = w1.shape[0] - 1
-    cdef int64_t hp = w1.shape[1], k = w2t.shape[0], n_train, n_all, c, r0, r1, t
+    cdef int64_t hp = w1.shape[1], k = w2t.shape[0], m = dcols.shape[0], n_train, n_all, c
+    cdef int64_t r0, r1, t
     cdef double train_loss = 0.0, train_correct = 0.0, val_loss = 0.0, val_correct = 0.0
     cdef floating *g1 = NULL
     cdef floating *g2 = NULL
@@ -201,8 +228,8 @@ def full_batch_pass(
     n_all = n_train + (nv + v_chunk_size - 1) // v_chunk_size
     check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, h, n_all, n_train,
                   n_threads)
-    check_data(indptr, indices, values, targets, labels, k)
-    check_data(v_indptr, v_indices, v_values, v_targets, v_labels, k)
+    check_data(indptr, indices, values, xd, dcols, targets, labels, n_in, k)
+    check_data(v_indptr, v_indices, v_values, v_xd, dcols, v_targets, v_labels, n_in, k)
     with nogil:
         if step > 0:
             apply_step(w1, w2t, b2, gw1, gw2t, gb2, n_train, step, n_threads)
@@ -224,17 +251,17 @@ def full_batch_pass(
                     g2 = NULL
                     gb = NULL
                 chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0],
-                      &rows[t, 0], &o[t, 0], &indptr[0], &indices[0], &values[0], NULL,
-                      &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0], &b2[0, 0], r0, r1,
-                      n_in, h, hp, k, loss, act)
+                      &rows[t, 0], &o[t, 0], &indptr[0], &indices[0], &values[0], &xd[0, 0],
+                      m, &dcols[0], NULL, &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0],
+                      &b2[0, 0], r0, r1, n_in, h, hp, k, loss, act)
             else:
                 r0 = (c - n_train) * v_chunk_size
                 r1 = r0 + v_chunk_size if r0 + v_chunk_size < nv else nv
                 chunk(<floating *>NULL, <floating *>NULL, <floating *>NULL, &stats[c, 0],
                       &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0], &o[t, 0],
-                      &v_indptr[0], &v_indices[0], &v_values[0], NULL, &v_targets[0, 0],
-                      &v_labels[0], &w1[0, 0], &w2t[0, 0], &b2[0, 0], r0, r1, n_in, h, hp, k,
-                      loss, act)
+                      &v_indptr[0], &v_indices[0], &v_values[0], &v_xd[0, 0], m, &dcols[0],
+                      NULL, &v_targets[0, 0], &v_labels[0], &w1[0, 0], &w2t[0, 0], &b2[0, 0],
+                      r0, r1, n_in, h, hp, k, loss, act)
         for c in range(n_all):  # in chunk order: independent of the thread count
             if c < n_train:
                 train_loss += stats[c, 0]
@@ -258,8 +285,10 @@ def run_epoch(
         # o (threads, out_scratch_size(hp, k))
         floating[:, ::1] u, floating[:, ::1] d, int64_t[:, ::1] cursor, int64_t[:, ::1] rows,
         floating[:, ::1] o,
-        # the data: CSR inputs (n samples), targets (n, k), labels (n), visiting order (n)
+        # the data: inputs (n samples) as CSR plus a dense block xd (n, m) holding the pixels
+        # dcols (m), targets (n, k), labels (n), visiting order (n)
         const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
+        const floating[:, ::1] xd, const int64_t[::1] dcols,
         const floating[:, ::1] targets, const int32_t[::1] labels, const int64_t[::1] order,
         Py_ssize_t h, Py_ssize_t batch_size, Py_ssize_t chunk_size, double learning_rate,
         int loss, int act, int mode, int n_threads):
@@ -272,7 +301,7 @@ def run_epoch(
     part-way through it).
     """
     cdef int64_t n = order.shape[0], n_in = w1.shape[0] - 1, hp = w1.shape[1], k = w2t.shape[0]
-    cdef int64_t start, stop, n_chunks, c, r0, r1, t, worst
+    cdef int64_t m = dcols.shape[0], start, stop, n_chunks, c, r0, r1, t, worst
     cdef double first_loss = 0.0, first_correct = 0.0
     cdef bint grad = mode == MODE_STEP
     cdef floating *g1 = NULL
@@ -286,7 +315,7 @@ def run_epoch(
     worst = (min(batch_size, n) + chunk_size - 1) // chunk_size
     check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, h, worst,
                   worst if grad else 0, n_threads)
-    check_data(indptr, indices, values, targets, labels, k)
+    check_data(indptr, indices, values, xd, dcols, targets, labels, n_in, k)
     with nogil:
         start = 0
         while start < n:
@@ -307,10 +336,9 @@ def run_epoch(
                     g2 = NULL
                     gb = NULL
                 chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0],
-                      &o[t, 0],
-                      &indptr[0], &indices[0], &values[0], &order[0], &targets[0, 0],
-                      &labels[0], &w1[0, 0], &w2t[0, 0], &b2[0, 0], r0, r1, n_in, h, hp, k,
-                      loss, act)
+                      &o[t, 0], &indptr[0], &indices[0], &values[0], &xd[0, 0], m, &dcols[0],
+                      &order[0], &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0], &b2[0, 0],
+                      r0, r1, n_in, h, hp, k, loss, act)
             if first:  # chunk sums added in chunk order: independent of the thread count
                 for c in range(n_chunks):
                     first_loss += stats[c, 0]
@@ -328,17 +356,19 @@ def run_epoch(
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def csr_row_counts(int64_t[::1] counts, const floating[:, ::1] x, int n_threads):
-    """counts[i] = nonzero entries of row i.  Shapes: counts (n,), x (n, d)."""
+def csr_row_counts(int64_t[::1] counts, const floating[:, ::1] x, const uint8_t[::1] skip,
+                   int n_threads):
+    """counts[i] = nonzero entries of row i outside the columns where skip is 1.
+    Shapes: counts (n,), x (n, d), skip (d,)."""
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i, j
     cdef int64_t c
-    if counts.shape[0] != n:
-        raise ValueError("counts must have one entry per row of x")
+    if counts.shape[0] != n or skip.shape[0] != d:
+        raise ValueError("counts must have one entry per row of x, skip one per column")
     with nogil:
         for i in prange(n, schedule="static", num_threads=n_threads):
             c = 0
             for j in range(d):
-                if x[i, j] != 0:
+                if x[i, j] != 0 and not skip[j]:
                     c = c + 1
             counts[i] = c
 
@@ -346,22 +376,24 @@ def csr_row_counts(int64_t[::1] counts, const floating[:, ::1] x, int n_threads)
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def csr_fill(uint16_t[::1] indices, floating[::1] values, const int64_t[::1] indptr,
-             const floating[:, ::1] x, int n_threads):
-    """Column indices and values of x's nonzeros, row by row, at the offsets in indptr.
+             const floating[:, ::1] x, const uint8_t[::1] skip, int n_threads):
+    """Column indices and values of x's nonzeros outside the skipped columns, row by row, at
+    the offsets in indptr.
 
-    Shapes: indices, values (nnz,); indptr (n + 1,) from csr_row_counts; x (n, d), d <= 65536.
+    Shapes: indices, values (nnz,); indptr (n + 1,) from csr_row_counts; x (n, d), d <= 65536;
+    skip (d,).
     """
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i, j
     cdef int64_t p
-    if indptr.shape[0] != n + 1 or d > 65536:
-        raise ValueError("indptr must have n + 1 entries and x at most 65536 columns")
+    if indptr.shape[0] != n + 1 or d > 65536 or skip.shape[0] != d:
+        raise ValueError("indptr must have n + 1 entries, x at most 65536 columns and skip d")
     if indptr[0] != 0 or indptr[n] != indices.shape[0] or values.shape[0] != indices.shape[0]:
         raise ValueError("indptr does not match the size of indices and values")
     with nogil:
         for i in prange(n, schedule="static", num_threads=n_threads):
             p = indptr[i]
             for j in range(d):
-                if x[i, j] != 0:
+                if x[i, j] != 0 and not skip[j]:
                     indices[p] = <uint16_t>j
                     values[p] = x[i, j]
                     p = p + 1

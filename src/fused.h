@@ -19,6 +19,10 @@
 #define MN_NV 10
 /* Blocks of at most this many vectors add a sample's pixels in two interleaved sums. */
 #define MN_TWO_CHAINS_MAX 4
+/* Most samples (or pixels) a dense-column pass keeps sums for at once, and the vector
+ * registers it may fill with them (of 32 with AVX-512, of 16 otherwise). */
+#define MN_DENSE_MAX 4
+#define MN_ACC_REGS_FOR(vector_bytes) ((vector_bytes) == 64 ? 24 : 12)
 #define MN_UNROLL _Pragma("GCC unroll 16")
 /* Samples whose hidden sums are kept together (see fused_body.h, "Tiling"), and the bytes
  * of weight rows per tile: with the group's sums, they fit a 48 kB L1 data cache. */
@@ -132,6 +136,16 @@ static inline int mn_simd_init(int wanted) {
     return mn_simd_level;
 }
 
+/* Samples (pixels) per dense-column pass for hp hidden units of `itemsize` bytes, with the
+ * variant in use: as in fused_body.h's MN_DENSE_COUNT for the first block. */
+static inline int mn_dense_count(int64_t hp, int64_t itemsize) {
+    const int64_t bytes = mn_simd_level == 2 ? 64 : 32;
+    int64_t nv = hp * itemsize / bytes;
+    nv = nv > MN_NV ? MN_NV : nv < 1 ? 1 : nv;
+    const int64_t count = MN_ACC_REGS_FOR(bytes) / nv;
+    return count > MN_DENSE_MAX ? MN_DENSE_MAX : count < 1 ? 1 : (int)count;
+}
+
 #if MN_HAVE_X86_VARIANTS
 #define MN_DISPATCH(name, suffix, ...) \
     (mn_simd_level == 2 ? name##_##suffix##_avx512(__VA_ARGS__) \
@@ -142,20 +156,24 @@ static inline int mn_simd_init(int wanted) {
 #endif
 
 static inline void mn_chunk_f32(float *gw1, float *gw2t, float *gb2, double *stats, float *u,
-    float *d, int64_t *cursor, int64_t *rows, float *o, const int64_t *indptr, const uint16_t *indices, const float *values,
-    const int64_t *order, const float *targets, const int32_t *labels, const float *w1,
-    const float *w2t, const float *b2, int64_t r0, int64_t r1, int64_t n_in, int64_t h,
-    int64_t hp, int64_t k, int loss, int act) {
-    MN_DISPATCH(mn_chunk, f32, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values,
-                order, targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss, act);
+    float *d, int64_t *cursor, int64_t *rows, float *o, const int64_t *indptr,
+    const uint16_t *indices, const float *values, const float *xd, int64_t m,
+    const int64_t *dcols, const int64_t *order, const float *targets, const int32_t *labels,
+    const float *w1, const float *w2t, const float *b2, int64_t r0, int64_t r1, int64_t n_in,
+    int64_t h, int64_t hp, int64_t k, int loss, int act) {
+    MN_DISPATCH(mn_chunk, f32, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices,
+                values, xd, m, dcols, order, targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp,
+                k, loss, act);
 }
 static inline void mn_chunk_f64(double *gw1, double *gw2t, double *gb2, double *stats,
-    double *u, double *d, int64_t *cursor, int64_t *rows, double *o, const int64_t *indptr, const uint16_t *indices,
-    const double *values, const int64_t *order, const double *targets, const int32_t *labels,
+    double *u, double *d, int64_t *cursor, int64_t *rows, double *o, const int64_t *indptr,
+    const uint16_t *indices, const double *values, const double *xd, int64_t m,
+    const int64_t *dcols, const int64_t *order, const double *targets, const int32_t *labels,
     const double *w1, const double *w2t, const double *b2, int64_t r0, int64_t r1,
     int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss, int act) {
-    MN_DISPATCH(mn_chunk, f64, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values,
-                order, targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss, act);
+    MN_DISPATCH(mn_chunk, f64, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices,
+                values, xd, m, dcols, order, targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp,
+                k, loss, act);
 }
 static inline void mn_reduce_update_f32(float *w, const float *g, int64_t n_chunks,
     int64_t stride, int64_t m, double step) {

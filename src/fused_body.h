@@ -153,15 +153,115 @@ MN_TARGET static __attribute__((noinline)) void MN_FN(mn_scatter_group)(
                    n_in, hp);
 }
 
+/* Dense columns.  Pixels that are nonzero in most samples are cheaper as a dense block
+ * (xd, one row of m values per sample, the pixels dcols) than as CSR entries: no index per
+ * entry, and every weight row loaded serves several samples (forward) or every delta
+ * loaded serves several pixels (gradient), with the sums in registers.  MN_DENSE_COUNT(nv)
+ * samples (pixels) at a time: as many as the registers hold next to nv vectors. */
+#define MN_ACC_REGS MN_ACC_REGS_FOR(VL * (int)sizeof(T))
+#define MN_DENSE_COUNT(nv) (MN_ACC_REGS / (nv) >= MN_DENSE_MAX ? MN_DENSE_MAX \
+                            : MN_ACC_REGS / (nv) < 1 ? 1 : MN_ACC_REGS / (nv))
+
+/* u[i] += sum over dense columns c of xd[rows[i]][c] * w1[dcols[c]], for `count` samples. */
+MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_dense_hidden_rows)(
+    T *u, const int64_t *rows, const T *xd, int64_t m, const int64_t *dcols, const T *w1,
+    int64_t hp, int64_t j0, const int nv, const int count)
+{
+    VT acc[MN_DENSE_MAX][MN_NV];
+    const T *x[MN_DENSE_MAX];
+    MN_UNROLL for (int i = 0; i < count; i++) {
+        x[i] = xd + rows[i] * m;
+        MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] = MN_LOAD(u + i * hp + j0 + v * VL);
+    }
+    for (int64_t c = 0; c < m; c++) {
+        const T *row = w1 + dcols[c] * hp + j0;
+        VT r[MN_NV];
+        MN_UNROLL for (int v = 0; v < nv; v++) r[v] = MN_LOAD(row + v * VL);
+        MN_UNROLL for (int i = 0; i < count; i++) {
+            const T xi = x[i][c];
+            MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] += xi * r[v];
+        }
+    }
+    MN_UNROLL for (int i = 0; i < count; i++)
+        MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(u + i * hp + j0 + v * VL, acc[i][v]);
+}
+
+MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_dense_hidden_block)(
+    T *u, const int64_t *rows, int64_t ns, const T *xd, int64_t m, const int64_t *dcols,
+    const T *w1, int64_t hp, int64_t j0, const int nv)
+{
+    const int count = MN_DENSE_COUNT(nv);
+    int64_t s = 0;
+    for (; s + count <= ns; s += count)
+        MN_FN(mn_dense_hidden_rows)(u + s * hp, rows + s, xd, m, dcols, w1, hp, j0, nv, count);
+    for (; s < ns; s++)
+        MN_FN(mn_dense_hidden_rows)(u + s * hp, rows + s, xd, m, dcols, w1, hp, j0, nv, 1);
+}
+
+/* gw1[dcols[c0 + i]] += sum over the group's samples s, in order, of xd[rows[s]][c0 + i] d[s],
+ * for `count` columns. */
+MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_dense_scatter_cols)(
+    T *gw1, const T *d, const int64_t *rows, int64_t ns, const T *xd, int64_t m,
+    const int64_t *dcols, int64_t c0, int64_t hp, int64_t j0, const int nv, const int count)
+{
+    VT acc[MN_DENSE_MAX][MN_NV];
+    MN_UNROLL for (int i = 0; i < count; i++)
+        MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] = (VT){0};
+    for (int64_t s = 0; s < ns; s++) {
+        const T *x = xd + rows[s] * m + c0;
+        VT ds[MN_NV];
+        MN_UNROLL for (int v = 0; v < nv; v++) ds[v] = MN_LOAD(d + s * hp + j0 + v * VL);
+        MN_UNROLL for (int i = 0; i < count; i++) {
+            const T xi = x[i];
+            MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] += xi * ds[v];
+        }
+    }
+    MN_UNROLL for (int i = 0; i < count; i++) {
+        T *g = gw1 + dcols[c0 + i] * hp + j0;
+        MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(g + v * VL, MN_LOAD(g + v * VL) + acc[i][v]);
+    }
+}
+
+MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_dense_scatter_block)(
+    T *gw1, const T *d, const int64_t *rows, int64_t ns, const T *xd, int64_t m,
+    const int64_t *dcols, int64_t hp, int64_t j0, const int nv)
+{
+    const int count = MN_DENSE_COUNT(nv);
+    int64_t c = 0;
+    for (; c + count <= m; c += count)
+        MN_FN(mn_dense_scatter_cols)(gw1, d, rows, ns, xd, m, dcols, c, hp, j0, nv, count);
+    for (; c < m; c++)
+        MN_FN(mn_dense_scatter_cols)(gw1, d, rows, ns, xd, m, dcols, c, hp, j0, nv, 1);
+}
+
+MN_TARGET static __attribute__((noinline)) void MN_FN(mn_dense_hidden_group)(
+    T *u, const int64_t *rows, int64_t ns, const T *xd, int64_t m, const int64_t *dcols,
+    const T *w1, int64_t hp)
+{
+    MN_OVER_BLOCKS(MN_FN(mn_dense_hidden_block), u, rows, ns, xd, m, dcols, w1, hp);
+}
+
+MN_TARGET static __attribute__((noinline)) void MN_FN(mn_dense_scatter_group)(
+    T *gw1, const T *d, const int64_t *rows, int64_t ns, const T *xd, int64_t m,
+    const int64_t *dcols, int64_t hp)
+{
+    MN_OVER_BLOCKS(MN_FN(mn_dense_scatter_block), gw1, d, rows, ns, xd, m, dcols, hp);
+}
+
+#undef MN_DENSE_COUNT
+#undef MN_ACC_REGS
+
 /* Forward (and, when gw1 != NULL, backward) over samples order[r0..r1) (or r0..r1 when order
- * is NULL), a group at a time.  Adds the chunk's summed loss to stats[0] and its correct
+ * is NULL), a group at a time.  A sample's inputs: its CSR entries plus its row of the dense
+ * block xd (m values, the pixels dcols).  Adds the chunk's summed loss to stats[0] and its correct
  * count to stats[1].  Scratch: u, d (MN_GROUP, hp), cursor, rows (MN_GROUP), and out:
  * (hp + MN_GROUP + 3) * kp values, kp = k rounded up to whole vectors.
  * Samples and pixels are visited in a fixed order: the sums are fixed. */
 MN_TARGET static void MN_FN(mn_chunk)(
     T *gw1, T *gw2t, T *gb2, double *stats,
     T *u, T *d, int64_t *cursor, int64_t *rows, T *out,
-    const int64_t *indptr, const uint16_t *indices, const T *values, const int64_t *order,
+    const int64_t *indptr, const uint16_t *indices, const T *values,
+    const T *xd, int64_t m, const int64_t *dcols, const int64_t *order,
     const T *targets, const int32_t *labels,
     const T *w1, const T *w2t, const T *b2,
     int64_t r0, int64_t r1, int64_t n_in, int64_t h, int64_t hp, int64_t k,
@@ -190,6 +290,7 @@ MN_TARGET static void MN_FN(mn_chunk)(
 
         /* Hidden layer of the whole group, tiled; its transfer function per sample below. */
         MN_FN(mn_hidden_group)(u, cursor, rows, ns, indptr, indices, values, w1, n_in, hp);
+        if (m > 0) MN_FN(mn_dense_hidden_group)(u, rows, ns, xd, m, dcols, w1, hp);
 
         for (int64_t s = 0; s < ns; s++) {
             T *oh = u + s * hp;
@@ -309,6 +410,7 @@ MN_TARGET static void MN_FN(mn_chunk)(
         }
         /* The input layer's gradient for the whole group, tiled. */
         MN_FN(mn_scatter_group)(gw1, cursor, d, rows, ns, indptr, indices, values, n_in, hp);
+        if (m > 0) MN_FN(mn_dense_scatter_group)(gw1, d, rows, ns, xd, m, dcols, hp);
     }
     if (gw1 != NULL)
         for (kk = 0; kk < k; kk++) gb2[kk] = gbs[kk];

@@ -17,7 +17,11 @@ TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-5, ato
 
 def make_data(rng, n, n_in, n_out, density=0.3):
     """Inputs with many exact zeros and negative values; one-hot targets that a network can
-    learn (the argmax of a fixed random projection), so training makes progress."""
+    learn (the argmax of a fixed random projection), so training makes progress.
+    ``density``: the share of nonzero entries, or "mixed" for columns from empty to full
+    (so that some go to the kernels' dense block and some to CSR)."""
+    if isinstance(density, str):
+        density = np.random.default_rng(54321).random(n_in)
     x = rng.normal(size=(n, n_in)) * (rng.random((n, n_in)) < density)
     projection = np.random.default_rng(12345).normal(size=(n_in, n_out))
     y = np.eye(n_out)[np.argmax(x @ projection, axis=1)]
@@ -71,6 +75,29 @@ def test_minibatch_training_matches_reference(batch_size, shuffle, xe, dtype):
     assert_same_training(native, ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("xe", [False, True])
+@pytest.mark.parametrize("batch_size", [None, 16])
+@pytest.mark.parametrize("density", [0.1, "mixed", 1.0])
+def test_dense_and_csr_columns_match_reference(density, batch_size, xe, dtype):
+    """Columns at least half full go to the dense kernels, the rest to CSR: all CSR, a mix,
+    and all dense."""
+    rng = np.random.default_rng(3)
+    data, val = make_data(rng, 300, 70, 5, density), make_data(rng, 41, 70, 5, density)
+    hp = 32  # 21 hidden units, padded
+    dense = _fused.dense_columns(data[0].astype(dtype), hp)
+    share = np.count_nonzero(data[0], axis=0) / len(data[0])
+    threshold = _fused.dense_threshold(hp, dtype)
+    assert threshold in (_fused.DENSE_MIN_DENSITY, _fused.NEARLY_FULL_DENSITY)
+    assert np.array_equal(dense, np.flatnonzero(share >= threshold))
+    assert len(dense) == {0.1: 0, 1.0: 70}.get(density, len(dense))
+    assert density != "mixed" or 0 < len(dense) < 70
+    kwargs = dict(iterations=3, learning_rate=1.0, batch_size=batch_size)
+    native = train(mn.NeuralNetwork, (70, 21, 5), data, val, dtype, xe, threads=2, **kwargs)
+    ref = train(reference.NeuralNetwork, (70, 21, 5), data, val, dtype, xe, **kwargs)
+    assert_same_training(native, ref, dtype)
+
+
 def test_weights_actually_move():
     """Guards the comparisons above: identical because trained alike, not because untouched."""
     rng = np.random.default_rng(0)
@@ -87,7 +114,8 @@ def test_weights_actually_move():
 @pytest.mark.parametrize("batch_size", [None, 64])
 def test_bitwise_identical_for_any_thread_count(dtype, batch_size):
     rng = np.random.default_rng(7)
-    data, val = make_data(rng, 3000, 784, 10, density=0.2), make_data(rng, 500, 784, 10)
+    data = make_data(rng, 3000, 784, 10, density="mixed")
+    val = make_data(rng, 500, 784, 10, density="mixed")
     runs = [train(mn.NeuralNetwork, (784, 75, 10), data, val, dtype, threads=t,
                   iterations=3, learning_rate=1.0, batch_size=batch_size) for t in (1, 2, 3)]
     for model, history in runs[1:]:
@@ -166,6 +194,13 @@ def test_csr_conversion(dtype):
     assert np.array_equal(rebuilt, x)
     assert indices.dtype == np.uint16 and values.dtype == dtype
     assert indptr[4] == indptr[3]
+    # Skipped columns (the dense block's) are left out.
+    skip = (np.arange(300) % 3 == 0).astype(np.uint8)
+    indptr, indices, values = _fused.to_csr(x, n_threads=2, skip=skip)
+    rebuilt = np.zeros_like(x)
+    for i in range(len(x)):
+        rebuilt[i, indices[indptr[i]:indptr[i + 1]]] = values[indptr[i]:indptr[i + 1]]
+    assert np.array_equal(rebuilt, x * (1 - skip))
 
 
 def test_chunking_depends_on_batch_only():
