@@ -84,8 +84,9 @@ def dense_threshold(hp, dtype):
 def dense_columns(x, hp):
     """The columns of the training inputs ``x`` that go to the dense block (int64 indices),
     chosen by measured density: sparse data stays CSR, dense data goes all dense."""
-    density = np.count_nonzero(x, axis=0) / len(x)
-    return np.flatnonzero(density >= dense_threshold(hp, x.dtype)).astype(np.int64)
+    counts = np.empty(x.shape[1], dtype=np.int64)
+    _train.column_counts(counts, x)
+    return np.flatnonzero(counts >= dense_threshold(hp, x.dtype) * len(x)).astype(np.int64)
 
 
 def to_csr(x, n_threads=1, skip=None):
