@@ -168,6 +168,14 @@ class FusedTrainer:
         # outputs, then the output weights by hidden unit (see mn_chunk)
         self.o = aligned_zeros((t, _train.out_scratch_size(hp, k, dtype.itemsize)), dtype)
         self.best = (np.empty_like(self.w1), np.empty_like(self.w2t), np.empty_like(self.b2))
+        # full_batch_pass's arrays and sizes, the same every iteration: gathered once.
+        train, val = self.train, self.val
+        self._pass_arrays = (
+            self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats, self.u, self.d,
+            self.cursor, self.rows, self.o, train.indptr, train.indices, train.values,
+            train.dense, train.targets, train.labels, val.indptr, val.indices, val.values,
+            val.dense, val.targets, val.labels, self.dcols, self.h, chunk_size(train.n),
+            measure_chunk_size(val.n))
 
     def _load_weights(self, w1, w2):
         h = self.h
@@ -189,15 +197,10 @@ class FusedTrainer:
     def _full_batch_pass(self, step, gradient):
         """(training accuracy %, mean loss), validation accuracy %: see
         _train.full_batch_pass."""
-        train, val = self.train, self.val
         train_loss, train_correct, _, val_correct = _train.full_batch_pass(
-            self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats, self.u,
-            self.d, self.cursor, self.rows, self.o, train.indptr, train.indices, train.values,
-            train.dense, train.targets, train.labels, val.indptr, val.indices, val.values,
-            val.dense, val.targets, val.labels, self.dcols, self.h, chunk_size(train.n),
-            measure_chunk_size(val.n), step, self.loss, self.act, gradient, self.threads)
-        return ((100.0 * train_correct / train.n, train_loss / train.n),
-                100.0 * val_correct / val.n)
+            *self._pass_arrays, step, self.loss, self.act, gradient, self.threads)
+        n, n_val = self.train.n, self.val.n
+        return (100.0 * train_correct / n, train_loss / n), 100.0 * val_correct / n_val
 
     def measure_and_gradient(self):
         """Measure the current weights on both sets and leave their full-batch gradient
