@@ -165,14 +165,16 @@ class FusedTrainer:
         self.d = aligned_zeros((t, _train.GROUP * hp), dtype)
         self.cursor = np.empty((t, _train.GROUP), dtype=np.int64)
         self.rows = np.empty((t, _train.GROUP), dtype=np.int64)
-        # outputs, then the output weights by hidden unit (see mn_chunk)
+        # per thread: outputs, output deltas, bias gradient; shared: the output weights by
+        # hidden unit (see mn_chunk)
         self.o = aligned_zeros((t, _train.out_scratch_size(hp, k, dtype.itemsize)), dtype)
+        self.w2s = aligned_zeros((_train.output_weights_size(hp, k, dtype.itemsize),), dtype)
         self.best = (np.empty_like(self.w1), np.empty_like(self.w2t), np.empty_like(self.b2))
         # full_batch_pass's arrays and sizes, the same every iteration: gathered once.
         train, val = self.train, self.val
         self._pass_arrays = (
             self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats, self.u, self.d,
-            self.cursor, self.rows, self.o, train.indptr, train.indices, train.values,
+            self.cursor, self.rows, self.o, self.w2s, train.indptr, train.indices, train.values,
             train.dense, train.targets, train.labels, val.indptr, val.indices, val.values,
             val.dense, val.targets, val.labels, self.dcols, self.h, chunk_size(train.n),
             measure_chunk_size(val.n))
@@ -186,11 +188,10 @@ class FusedTrainer:
     def _run(self, batches, order, batch_size, mode, chunk=None):
         loss_sum, correct = _train.run_epoch(
             self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats,
-            self.u, self.d, self.cursor, self.rows, self.o, batches.indptr, batches.indices,
-            batches.values, batches.dense, self.dcols, batches.targets, batches.labels, order,
-            self.h, batch_size,
-            chunk or chunk_size(batch_size), self.learning_rate, self.loss, self.act, mode,
-            self.threads)
+            self.u, self.d, self.cursor, self.rows, self.o, self.w2s, batches.indptr,
+            batches.indices, batches.values, batches.dense, self.dcols, batches.targets,
+            batches.labels, order, self.h, batch_size, chunk or chunk_size(batch_size),
+            self.learning_rate, self.loss, self.act, mode, self.threads)
         n = min(batch_size, len(order))
         return 100.0 * correct / n, loss_sum / n
 

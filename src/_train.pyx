@@ -38,7 +38,7 @@ cdef extern from "fused.h" nogil:
                       float *d, int64_t *cursor, int64_t *rows, float *o, const int64_t *indptr,
                       const uint16_t *indices, const float *values, const float *xd, int64_t m,
                       const int64_t *dcols, const int64_t *order, const float *targets,
-                      const int32_t *labels, const float *w1, const float *w2t, const float *b2,
+                      const int32_t *labels, const float *w1, const float *w2t, const float *w2,
                       int64_t r0, int64_t r1, int64_t n_in, int64_t h, int64_t hp, int64_t k,
                       int loss, int act)
     void mn_chunk_f64(double *gw1, double *gw2t, double *gb2, double *stats, double *u,
@@ -46,8 +46,12 @@ cdef extern from "fused.h" nogil:
                       const uint16_t *indices, const double *values, const double *xd,
                       int64_t m, const int64_t *dcols, const int64_t *order, const double *targets,
                       const int32_t *labels, const double *w1, const double *w2t,
-                      const double *b2, int64_t r0, int64_t r1, int64_t n_in, int64_t h,
+                      const double *w2, int64_t r0, int64_t r1, int64_t n_in, int64_t h,
                       int64_t hp, int64_t k, int loss, int act)
+    void mn_output_weights_f32(float *w2, const float *w2t, const float *b2, int64_t h,
+                               int64_t hp, int64_t k)
+    void mn_output_weights_f64(double *w2, const double *w2t, const double *b2, int64_t h,
+                               int64_t hp, int64_t k)
     void mn_reduce_update_f32(float *w, const float *g, int64_t n_chunks, int64_t stride,
                               int64_t m, double step)
     void mn_reduce_update_f64(double *w, const double *g, int64_t n_chunks, int64_t stride,
@@ -60,11 +64,17 @@ SIMD_BYTES = 64  # the widest vectors of any variant
 
 
 def out_scratch_size(Py_ssize_t hp, Py_ssize_t k, Py_ssize_t itemsize):
-    """Values of run_epoch's per-thread ``o`` scratch: rows of k values padded to whole
-    vectors, hp + GROUP + 3 of them (outputs, output weights by hidden unit and biases, a
-    group's output deltas, the bias gradient; see mn_chunk)."""
+    """Values of the per-thread ``o`` scratch: rows of k values padded to whole vectors,
+    GROUP + 2 of them (outputs, a group's output deltas, the bias gradient; see mn_chunk)."""
     cdef Py_ssize_t lanes = SIMD_BYTES // itemsize
-    return (k + lanes - 1) // lanes * lanes * (hp + MN_GROUP + 3)
+    return (k + lanes - 1) // lanes * lanes * (MN_GROUP + 2)
+
+
+def output_weights_size(Py_ssize_t hp, Py_ssize_t k, Py_ssize_t itemsize):
+    """Values of the shared ``w2s`` buffer: the output weights by hidden unit and the biases,
+    hp + 1 rows of k padded to whole vectors (see mn_output_weights)."""
+    cdef Py_ssize_t lanes = SIMD_BYTES // itemsize
+    return (k + lanes - 1) // lanes * lanes * (hp + 1)
 
 
 DENSE_MAX = MN_DENSE_MAX  # most samples (pixels) a dense-column pass serves at once
@@ -94,17 +104,26 @@ cdef inline void chunk(floating *gw1, floating *gw2t, floating *gb2, double *sta
                        const int64_t *indptr, const uint16_t *indices, const floating *values,
                        const floating *xd, int64_t m, const int64_t *dcols, const int64_t *order,
                        const floating *targets, const int32_t *labels, const floating *w1,
-                       const floating *w2t, const floating *b2, int64_t r0, int64_t r1,
+                       const floating *w2t, const floating *w2, int64_t r0, int64_t r1,
                        int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss,
                        int act) noexcept nogil:
     if floating is float:
         mn_chunk_f32(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, xd,
-                     m, dcols, order, targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss,
+                     m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp, k, loss,
                      act)
     else:
         mn_chunk_f64(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, xd,
-                     m, dcols, order, targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp, k, loss,
+                     m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp, k, loss,
                      act)
+
+
+cdef inline void output_weights(floating[::1] w2s, floating[:, ::1] w2t, floating[:, ::1] b2,
+                                int64_t h) noexcept nogil:
+    """w2s = the output layer's weights by hidden unit, for every chunk of a pass."""
+    if floating is float:
+        mn_output_weights_f32(&w2s[0], &w2t[0, 0], &b2[0, 0], h, w2t.shape[1], w2t.shape[0])
+    else:
+        mn_output_weights_f64(&w2s[0], &w2t[0, 0], &b2[0, 0], h, w2t.shape[1], w2t.shape[0])
 
 
 cdef inline void reduce_update(floating *w, const floating *g, int64_t n_chunks, int64_t stride,
@@ -148,7 +167,7 @@ cdef int check_buffers(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::
                        floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
                        double[:, ::1] stats, floating[:, ::1] u, floating[:, ::1] d,
                        int64_t[:, ::1] cursor, int64_t[:, ::1] rows, floating[:, ::1] o,
-                       Py_ssize_t h, int64_t stat_chunks, int64_t grad_chunks,
+                       floating[::1] w2s, Py_ssize_t h, int64_t stat_chunks, int64_t grad_chunks,
                        int n_threads) except -1:
     """The weights, scratch, ``stat_chunks`` rows of stats and (unless ``grad_chunks`` is 0)
     that many chunks of partial gradients fit each other and ``n_threads`` threads."""
@@ -161,6 +180,7 @@ cdef int check_buffers(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::
     if (w2t.shape[1] != hp or b2.shape[1] != k or h > hp or u.shape[1] != MN_GROUP * hp
             or d.shape[1] != MN_GROUP * hp or cursor.shape[1] != MN_GROUP
             or rows.shape[1] != MN_GROUP or o.shape[1] < out_scratch_size(hp, k, sizeof(floating))
+            or w2s.shape[0] < output_weights_size(hp, k, sizeof(floating))
             or min(u.shape[0], d.shape[0], cursor.shape[0], rows.shape[0], o.shape[0]) < n_threads
             or (grad and (gw1.shape[1] != n_in + 1 or gw1.shape[2] != hp
                           or gw2t.shape[1] != k or gw2t.shape[2] != hp or gb2.shape[1] != k))):
@@ -194,7 +214,7 @@ def full_batch_pass(
         floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
         double[:, ::1] stats,
         floating[:, ::1] u, floating[:, ::1] d, int64_t[:, ::1] cursor, int64_t[:, ::1] rows,
-        floating[:, ::1] o,
+        floating[:, ::1] o, floating[::1] w2s,
         # the training set, then the validation set: inputs as in run_epoch, targets, labels
         const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
         const floating[:, ::1] xd, const floating[:, ::1] targets, const int32_t[::1] labels,
@@ -226,13 +246,14 @@ def full_batch_pass(
         raise ValueError("chunk sizes and both sets' sample counts must be >= 1")
     n_train = (n + chunk_size - 1) // chunk_size
     n_all = n_train + (nv + v_chunk_size - 1) // v_chunk_size
-    check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, h, n_all, n_train,
-                  n_threads)
+    check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, w2s, h, n_all,
+                  n_train, n_threads)
     check_data(indptr, indices, values, xd, dcols, targets, labels, n_in, k)
     check_data(v_indptr, v_indices, v_values, v_xd, dcols, v_targets, v_labels, n_in, k)
     with nogil:
         if step > 0:
             apply_step(w1, w2t, b2, gw1, gw2t, gb2, n_train, step, n_threads)
+        output_weights(w2s, w2t, b2, h)
         # Chunks are handed out one at a time: the small validation chunks fill in around
         # the training ones.  Each chunk writes only its own rows, so any order gives the
         # same bits.
@@ -253,14 +274,14 @@ def full_batch_pass(
                 chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0],
                       &rows[t, 0], &o[t, 0], &indptr[0], &indices[0], &values[0], &xd[0, 0],
                       m, &dcols[0], NULL, &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0],
-                      &b2[0, 0], r0, r1, n_in, h, hp, k, loss, act)
+                      &w2s[0], r0, r1, n_in, h, hp, k, loss, act)
             else:
                 r0 = (c - n_train) * v_chunk_size
                 r1 = r0 + v_chunk_size if r0 + v_chunk_size < nv else nv
                 chunk(<floating *>NULL, <floating *>NULL, <floating *>NULL, &stats[c, 0],
                       &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0], &o[t, 0],
                       &v_indptr[0], &v_indices[0], &v_values[0], &v_xd[0, 0], m, &dcols[0],
-                      NULL, &v_targets[0, 0], &v_labels[0], &w1[0, 0], &w2t[0, 0], &b2[0, 0],
+                      NULL, &v_targets[0, 0], &v_labels[0], &w1[0, 0], &w2t[0, 0], &w2s[0],
                       r0, r1, n_in, h, hp, k, loss, act)
         for c in range(n_all):  # in chunk order: independent of the thread count
             if c < n_train:
@@ -282,9 +303,9 @@ def run_epoch(
         floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
         double[:, ::1] stats,
         # per-thread scratch: u, d (threads, GROUP * hp), cursor, rows (threads, GROUP),
-        # o (threads, out_scratch_size(hp, k))
+        # o (threads, out_scratch_size(hp, k)); shared: w2s (output_weights_size(hp, k))
         floating[:, ::1] u, floating[:, ::1] d, int64_t[:, ::1] cursor, int64_t[:, ::1] rows,
-        floating[:, ::1] o,
+        floating[:, ::1] o, floating[::1] w2s,
         # the data: inputs (n samples) as CSR plus a dense block xd (n, m) holding the pixels
         # dcols (m), targets (n, k), labels (n), visiting order (n)
         const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
@@ -313,7 +334,7 @@ def run_epoch(
     if batch_size < 1 or chunk_size < 1 or n < 1:
         raise ValueError("batch_size, chunk_size and the sample count must be >= 1")
     worst = (min(batch_size, n) + chunk_size - 1) // chunk_size
-    check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, h, worst,
+    check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, w2s, h, worst,
                   worst if grad else 0, n_threads)
     check_data(indptr, indices, values, xd, dcols, targets, labels, n_in, k)
     with nogil:
@@ -321,6 +342,7 @@ def run_epoch(
         while start < n:
             stop = start + batch_size if start + batch_size < n else n
             n_chunks = (stop - start + chunk_size - 1) // chunk_size
+            output_weights(w2s, w2t, b2, h)  # the weights moved at the last step
             # No more threads than chunks: an idle thread still has to be woken and waited for.
             for c in prange(n_chunks, schedule="static",
                             num_threads=n_threads if n_threads < n_chunks else n_chunks):
@@ -337,7 +359,7 @@ def run_epoch(
                     gb = NULL
                 chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0],
                       &o[t, 0], &indptr[0], &indices[0], &values[0], &xd[0, 0], m, &dcols[0],
-                      &order[0], &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0], &b2[0, 0],
+                      &order[0], &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0], &w2s[0],
                       r0, r1, n_in, h, hp, k, loss, act)
             if first:  # chunk sums added in chunk order: independent of the thread count
                 for c in range(n_chunks):

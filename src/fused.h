@@ -159,21 +159,29 @@ static inline void mn_chunk_f32(float *gw1, float *gw2t, float *gb2, double *sta
     float *d, int64_t *cursor, int64_t *rows, float *o, const int64_t *indptr,
     const uint16_t *indices, const float *values, const float *xd, int64_t m,
     const int64_t *dcols, const int64_t *order, const float *targets, const int32_t *labels,
-    const float *w1, const float *w2t, const float *b2, int64_t r0, int64_t r1, int64_t n_in,
+    const float *w1, const float *w2t, const float *w2, int64_t r0, int64_t r1, int64_t n_in,
     int64_t h, int64_t hp, int64_t k, int loss, int act) {
     MN_DISPATCH(mn_chunk, f32, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices,
-                values, xd, m, dcols, order, targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp,
+                values, xd, m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp,
                 k, loss, act);
 }
 static inline void mn_chunk_f64(double *gw1, double *gw2t, double *gb2, double *stats,
     double *u, double *d, int64_t *cursor, int64_t *rows, double *o, const int64_t *indptr,
     const uint16_t *indices, const double *values, const double *xd, int64_t m,
     const int64_t *dcols, const int64_t *order, const double *targets, const int32_t *labels,
-    const double *w1, const double *w2t, const double *b2, int64_t r0, int64_t r1,
+    const double *w1, const double *w2t, const double *w2, int64_t r0, int64_t r1,
     int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss, int act) {
     MN_DISPATCH(mn_chunk, f64, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices,
-                values, xd, m, dcols, order, targets, labels, w1, w2t, b2, r0, r1, n_in, h, hp,
+                values, xd, m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp,
                 k, loss, act);
+}
+static inline void mn_output_weights_f32(float *w2, const float *w2t, const float *b2,
+                                         int64_t h, int64_t hp, int64_t k) {
+    MN_DISPATCH(mn_output_weights, f32, w2, w2t, b2, h, hp, k);
+}
+static inline void mn_output_weights_f64(double *w2, const double *w2t, const double *b2,
+                                         int64_t h, int64_t hp, int64_t k) {
+    MN_DISPATCH(mn_output_weights, f64, w2, w2t, b2, h, hp, k);
 }
 static inline void mn_reduce_update_f32(float *w, const float *g, int64_t n_chunks,
     int64_t stride, int64_t m, double step) {

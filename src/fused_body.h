@@ -251,11 +251,24 @@ MN_TARGET static __attribute__((noinline)) void MN_FN(mn_dense_scatter_group)(
 #undef MN_DENSE_COUNT
 #undef MN_ACC_REGS
 
+/* The output layer's weights by hidden unit, biases last: h + 1 rows of kp (k rounded up to
+ * whole vectors, zero padded).  The output layer is then whole-vector multiply-adds with no
+ * horizontal sums.  Written once per pass, read by every chunk. */
+MN_TARGET static void MN_FN(mn_output_weights)(T *w2, const T *w2t, const T *b2, int64_t h,
+                                               int64_t hp, int64_t k)
+{
+    const int64_t kp = (k + VL - 1) / VL * VL;
+    for (int64_t j = 0; j <= h; j++)
+        for (int64_t kk = 0; kk < kp; kk++)
+            w2[j * kp + kk] = kk >= k ? 0 : j < h ? w2t[kk * hp + j] : b2[kk];
+}
+
 /* Forward (and, when gw1 != NULL, backward) over samples order[r0..r1) (or r0..r1 when order
  * is NULL), a group at a time.  A sample's inputs: its CSR entries plus its row of the dense
  * block xd (m values, the pixels dcols).  Adds the chunk's summed loss to stats[0] and its correct
- * count to stats[1].  Scratch: u, d (MN_GROUP, hp), cursor, rows (MN_GROUP), and out:
- * (hp + MN_GROUP + 3) * kp values, kp = k rounded up to whole vectors.
+ * count to stats[1].  w2: the output weights from mn_output_weights.  Scratch: u, d
+ * (MN_GROUP, hp), cursor, rows (MN_GROUP), and out: (MN_GROUP + 2) * kp values, kp = k
+ * rounded up to whole vectors.
  * Samples and pixels are visited in a fixed order: the sums are fixed. */
 MN_TARGET static void MN_FN(mn_chunk)(
     T *gw1, T *gw2t, T *gb2, double *stats,
@@ -263,7 +276,7 @@ MN_TARGET static void MN_FN(mn_chunk)(
     const int64_t *indptr, const uint16_t *indices, const T *values,
     const T *xd, int64_t m, const int64_t *dcols, const int64_t *order,
     const T *targets, const int32_t *labels,
-    const T *w1, const T *w2t, const T *b2,
+    const T *w1, const T *w2t, const T *w2,
     int64_t r0, int64_t r1, int64_t n_in, int64_t h, int64_t hp, int64_t k,
     int loss, int act)
 {
@@ -271,14 +284,9 @@ MN_TARGET static void MN_FN(mn_chunk)(
     int64_t j, kk, c;
     const int64_t kp = (k + VL - 1) / VL * VL;
     const VT one = (VT){0} + (T)1;
-    /* Scratch, rows of kp: o, the outputs; w2, the output weights by hidden unit, biases
-     * last (hp + 1 rows), so the output layer is whole-vector multiply-adds with no
-     * horizontal sums; dko, the group's output deltas (MN_GROUP rows); gbs, the chunk's
-     * bias gradient. */
-    T *o = out, *w2 = out + kp, *dko = w2 + (hp + 1) * kp, *gbs = dko + MN_GROUP * kp;
-    for (j = 0; j <= h; j++)
-        for (kk = 0; kk < kp; kk++)
-            w2[j * kp + kk] = kk >= k ? 0 : j < h ? w2t[kk * hp + j] : b2[kk];
+    /* Scratch, rows of kp: o, the outputs; dko, the group's output deltas (MN_GROUP rows);
+     * gbs, the chunk's bias gradient. */
+    T *o = out, *dko = out + kp, *gbs = dko + MN_GROUP * kp;
     if (gw1 != NULL) {
         memset(gw1, 0, sizeof(T) * (size_t)((n_in + 1) * hp));
         memset(gw2t, 0, sizeof(T) * (size_t)(k * hp));
