@@ -99,11 +99,12 @@ def test_training_matches_reference(p, xe, batch_size):
         with contextlib.redirect_stdout(io.StringIO()):
             histories.append(fit(data, data, iterations=2, learning_rate=0.5, plot=False,
                                  batch_size=batch_size))
-    # Some of these problems are ill-conditioned (one hidden unit, inputs of ~100,
+    # Some of these problems are ill-conditioned (few hidden units, inputs of ~100,
     # saturated outputs, dozens of SGD steps): rounding is amplified until the reference's
     # own result moves by more than the tolerance.  Native must stay within twice that
-    # drift of the reference, plus the usual tolerance.  The drift: in float32, from the
-    # reference's float64 run; in float64, from the reference on inputs moved by a few ulps.
+    # drift of the reference (its largest over the matrix: amplified rounding lands on any
+    # weight), plus the usual tolerance.  The drift: in float32, from the reference's
+    # float64 run; in float64, from the reference on inputs moved by a few ulps.
     x = p["x"]
     if p["dtype"] == np.float64:
         nudge = np.random.default_rng(p["seed"]).standard_normal(x.shape)
@@ -113,10 +114,20 @@ def test_training_matches_reference(p, xe, batch_size):
     with contextlib.redirect_stdout(io.StringIO()):
         fit((x, p["y"]), (x, p["y"]), iterations=2, learning_rate=0.5, plot=False,
             batch_size=batch_size)
+    mine, theirs = histories
+    if p["dtype"] == np.float32 and mine.best_iteration != theirs.best_iteration:
+        # Amplified float32 rounding flipped one sample's class near a tie, so the two kept
+        # different iterations' weights: then only the accuracies can be compared, and they
+        # may differ by that one sample.
+        one = 100.0 / len(p["x"]) + 1e-9
+        for a, b in ((mine.train_accuracy, theirs.train_accuracy),
+                     (mine.validation_accuracy, theirs.validation_accuracy)):
+            assert np.all(np.abs(np.subtract(a, b)) <= one)
+        return
     tol = TRAINED_TOL[p["dtype"]]
     for name in ("W_input_to_hidden", "W_hidden_to_output"):
         got, want = getattr(native, name), getattr(ref, name)
-        drift = np.abs(want - getattr(other, name))
+        drift = np.abs(want - getattr(other, name)).max()
         bound = 2 * drift + tol["atol"] + tol["rtol"] * np.abs(want)
         assert np.all(np.abs(got - want) <= bound), name
     # Accuracies are counts: equal unless an output sits on a rounding tie.
