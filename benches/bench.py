@@ -310,10 +310,11 @@ variants: native float32/float64 at 1, 2 and --threads threads; the NumPy refere
 the lab's original list-based code (subset only); PyTorch CPU running the same
 full-batch loop, when torch is installed.
 
---json writes ONE OBJECT {"machine": {...}, "settings": {...}, "records": [...],
-"ratios": [...]}.  Each record has impl (native / reference / original / torch),
-dtype, threads, hidden, n_train, iterations, seconds (the best run), test_accuracy,
-and workload, runs (every timing), ms_per_iteration, loss, learning_rate, batch_size.
+--json writes a LIST of records, one per variant and workload.  Each has impl (native /
+reference / original / torch), dtype, threads, hidden, n_train, iterations, seconds (the
+best run), test_accuracy, and workload, runs (every timing), ms_per_iteration, loss,
+learning_rate, batch_size, machine (CPU, build, load, date) and settings (this run's
+options); the ratios above follow from the seconds.
 
 exit status: 0 (also when a target is missed: this is a measurement), 1 when a
 correctness check fails, 2 on bad arguments or missing data.
@@ -383,9 +384,7 @@ def main(argv=None):
     if args.json:
         settings = {"workloads": list(names), "quick": args.quick, "repeats": args.repeats,
                     "threads": args.threads, "seed": bv.SEED}
-        out = {"machine": machine, "settings": settings, "records": records,
-               "ratios": [dict(zip(("measure", "measured", "target", "status"), r))
-                          for r in ratios]}
+        out = [dict(record, machine=machine, settings=settings) for record in records]
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
         print(f"\nJSON written to {args.json}")

@@ -1,8 +1,9 @@
 """The fused native trainer: the arrays of one ``train()`` call and the calls that use them.
 
-The training inputs are converted once to CSR (uint16 pixel indices), the weights to a
-padded layout the SIMD kernels read, and every buffer is allocated here, once; the
-iterations then allocate nothing in the kernels.
+The training inputs are converted once: their busy columns (chosen by measured density) to a
+dense block, the rest to CSR (uint16 pixel indices); the weights to a padded layout the SIMD
+kernels read; and every buffer is allocated here, once, so the iterations allocate nothing
+in the kernels.
 """
 import os
 

@@ -3,11 +3,14 @@
 
 Design
 ------
-* Inputs arrive once per ``train()`` call split by measured density: pixels nonzero in at
-  least half the training samples as a dense block, the rest as CSR (uint16 pixel indices,
-  values of the model's dtype).  MNIST is ~81% exact zeros: its sparse pixels cost work only
-  where nonzero, while its ~135 busy central pixels (and all of a dense data set) run through
-  register-blocked dense kernels.  The sums are the same minus exact-zero terms.
+* Inputs arrive once per ``train()`` call split by measured density: the busy pixels as a
+  dense block, the rest as CSR (uint16 pixel indices, values of the model's dtype; the
+  threshold is ``mnist_native._fused.dense_threshold``).  MNIST is ~81% exact zeros: its
+  sparse pixels cost work only where nonzero, while its busy central pixels (and all of a
+  dense data set) run through register-blocked dense kernels.  The sums are the same minus
+  exact-zero terms.
+* A full-batch iteration is one call (``full_batch_pass``): the pending update, then one
+  parallel pass over the training and validation chunks.
 * Per sample, everything happens while its hidden vector is in registers (fused_body.h): the
   forward pass, the output and its metrics, the deltas, and the gradient terms scattered into
   the chunk's partial gradient (CSR order, sequential reads).
