@@ -57,15 +57,6 @@ def assert_png(path, min_width=300, min_height=200):
     assert pixels.std() > 5  # something was drawn
 
 
-@pytest.fixture(scope="module")
-def data_dir():
-    path = os.environ.get("MNIST_NATIVE_DATA", "").strip()
-    if not path:
-        pytest.skip("MNIST_NATIVE_DATA is not set: point it at a folder holding the MNIST "
-                    "data to run the command-line tests that train")
-    return Path(path)
-
-
 # --------------------------------------------------------------------------------------
 # help, version, the console script
 # --------------------------------------------------------------------------------------
@@ -161,7 +152,7 @@ def test_run_time_errors_are_one_clean_line(tmp_path, args, message):
 # train
 # --------------------------------------------------------------------------------------
 
-def test_train_reports_accuracy_and_time_and_writes_the_curves(tmp_path, data_dir):
+def test_train_reports_accuracy_and_time_and_writes_the_curves(tmp_path, mnist_dir):
     result = run("train", *SMALL, "--hidden", "20", "--save", "model.npz", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -182,10 +173,10 @@ def test_train_reports_accuracy_and_time_and_writes_the_curves(tmp_path, data_di
     assert model.loss_kind == "mse" and model.dtype == np.float32
 
 
-def test_train_cross_entropy_mini_batch_options(tmp_path, data_dir):
+def test_train_cross_entropy_mini_batch_options(tmp_path, mnist_dir):
     result = run("train", "--loss", "xe", "--batch-size", "50", "--epochs", "2", "--lr", "0.5",
                  "--hidden", "16", "--dtype", "float64", "--threads", "1", "--seed", "3",
-                 "--n-train", "1000", "--n-validation", "200", "--data", data_dir,
+                 "--n-train", "1000", "--n-validation", "200", "--data", mnist_dir,
                  "--save", "xe", "--plot", "xe-curves.png", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "(xe, mini-batch 50, lr 0.5, 2 epochs, float64, 1 thread," in result.stdout
@@ -199,14 +190,14 @@ def test_train_cross_entropy_mini_batch_options(tmp_path, data_dir):
     assert accuracy > 30  # chance: 10
 
 
-def test_train_no_plot_writes_no_image(tmp_path, data_dir):
+def test_train_no_plot_writes_no_image(tmp_path, mnist_dir):
     result = run("train", *SMALL, "--hidden", "8", "--no-plot", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Test accuracy:" in result.stdout
     assert not list(tmp_path.iterdir())
 
 
-def test_train_same_seed_same_result(tmp_path, data_dir):
+def test_train_same_seed_same_result(tmp_path, mnist_dir):
     outs = [run("train", *SMALL, "--hidden", "12", "--seed", "5", "--no-plot", "--quiet",
                 "--threads", str(t), cwd=tmp_path).stdout for t in (1, 2)]
     accuracies = [re.search(r"Test accuracy: .*", o).group(0) for o in outs]
@@ -217,7 +208,7 @@ def test_train_same_seed_same_result(tmp_path, data_dir):
 # sweep
 # --------------------------------------------------------------------------------------
 
-def test_sweep_prints_the_labs_tables_and_writes_the_grid(tmp_path, data_dir):
+def test_sweep_prints_the_labs_tables_and_writes_the_grid(tmp_path, mnist_dir):
     result = run("sweep", "--iterations", "3", "--threads", "1", "--quiet", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     out = result.stdout
@@ -241,7 +232,7 @@ def test_sweep_prints_the_labs_tables_and_writes_the_grid(tmp_path, data_dir):
     assert_png(tmp_path / "sweep.png", min_width=1000, min_height=1000)
 
 
-def test_sweep_custom_grid(tmp_path, data_dir):
+def test_sweep_custom_grid(tmp_path, mnist_dir):
     result = run("sweep", "--iterations", "2", "--hidden", "10", "--lr", "1", "3",
                  "--loss", "xe", "--n-train", "300", "--n-validation", "50",
                  "--plot", "g.png", "--quiet", cwd=tmp_path)
@@ -258,13 +249,13 @@ def test_sweep_custom_grid(tmp_path, data_dir):
 # --------------------------------------------------------------------------------------
 
 @pytest.fixture
-def mirror(data_dir):
+def mirror(mnist_dir):
     """A loopback HTTP server serving the MNIST IDX files of MNIST_NATIVE_DATA."""
     from mnist_native.data import FILES
 
-    if not all((data_dir / spec.name).is_file() for spec in FILES.values()):
-        pytest.skip(f"{data_dir} does not hold the four official .gz IDX files to serve")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(data_dir))
+    if not all((mnist_dir / spec.name).is_file() for spec in FILES.values()):
+        pytest.skip(f"{mnist_dir} does not hold the four official .gz IDX files to serve")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mnist_dir))
     handler.log_message = lambda *args: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

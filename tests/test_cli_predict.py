@@ -1,6 +1,5 @@
 """``mnist-native predict IMAGE --model FILE`` on pictures rendered from MNIST test digits
 (scaled up, dark ink on white paper, RGB, off centre), with models saved by ``save``."""
-import os
 import re
 
 import numpy as np
@@ -15,12 +14,8 @@ PROB = re.compile(r"^  (?P<digit>\d) +(?P<p>\d+\.\d) %( +#*)?( +<)?$")
 
 
 @pytest.fixture(scope="module")
-def splits():
-    path = os.environ.get("MNIST_NATIVE_DATA", "").strip()
-    if not path:
-        pytest.skip("MNIST_NATIVE_DATA is not set: point it at a folder holding the MNIST "
-                    "data to run predict on rendered MNIST digits")
-    return mnist_native.load_mnist(path, progress=False, download=False)
+def splits(mnist_dir):
+    return mnist_native.load_mnist(mnist_dir, progress=False, download=False)
 
 
 def train_model(splits, loss, path):
