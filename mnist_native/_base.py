@@ -354,7 +354,8 @@ class MethodTrainer:
         return self.measure_training(), val_acc
 
     def step_and_measure(self, gradient=True):
-        """``backpropagate`` from the last training forward pass, then measure."""
+        """``backpropagate`` from the last training forward pass, then measure (the training
+        forward pass is needed to measure anyway, so ``gradient`` changes nothing here)."""
         self.backward(self.targets, self.learning_rate)
         return self.measure_and_gradient()
 

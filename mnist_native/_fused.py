@@ -31,7 +31,7 @@ SIMD = _train.simd_init(_wanted_simd())
 # Samples per chunk: a function of the batch size only (never of the thread count), so the
 # order in which partial gradients are added, and so every bit of the result, is fixed.
 MIN_CHUNK, MAX_CHUNK, TARGET_CHUNKS = 512, 1024, 8
-SIMD_BYTES = 64  # hidden units are padded to whole vectors of the widest variant
+SIMD_BYTES = _train.SIMD_BYTES  # hidden units are padded to whole vectors of the widest variant
 
 
 def chunk_size(batch):
@@ -68,10 +68,10 @@ def aligned_zeros(shape, dtype):
 # Pixels nonzero in at least this share of the training samples go to a dense block, the
 # rest to CSR.  Measured here (MNIST, 2 threads): with the dense kernels' full register
 # blocking (DENSE_MAX samples per weight row loaded) half-full pixels already pay their way
-# (1,000 images, hidden 30: about 4 % faster); with less blocking (float64 or hidden >= 128
-# on AVX-512) MNIST's half-full pixels ran slower dense (hidden 75 float64: 64 vs 56 ms per
-# iteration), so only nearly full columns go dense.  Fully dense inputs run about 1.9x faster
-# dense than as CSR either way.
+# (1,000 images, hidden 30: about 4 % faster); with less blocking (on AVX-512: hidden 75 in
+# float64, hidden 128 in float32) MNIST's half-full pixels ran slower dense (hidden 75
+# float64: 64 vs 56 ms per iteration), so only nearly full columns go dense.  Fully dense
+# inputs (10,000 x 784, hidden 75) ran 1.9x (float32) and 1.5x (float64) faster dense.
 DENSE_MIN_DENSITY = 0.5
 NEARLY_FULL_DENSITY = 0.9
 

@@ -143,7 +143,7 @@ cdef enum:
     MODE_STEP = 1      # gradient and weight update after every batch
 MEASURE, STEP = MODE_MEASURE, MODE_STEP
 cdef enum:
-    SMALL_WORK = 1 << 15  # multiply-adds below which one thread beats waking the others
+    SMALL_WORK = 1 << 15  # additions (weights x chunks) below which one thread beats two
     UPDATE_PIECE = 4096   # weights per piece of the parallel update
 
 

@@ -47,7 +47,6 @@ static inline double mn_act_d(double x, int act) {
 #define MN_DERIVATIVE(o, act) ((act) == MN_ACT_TANH ? 1 - (o) * (o) : (o) * (1 - (o)))
 #define MN_EXP(x) exp((double)(x))
 
-/* 32-byte vectors with only element alignment: numpy arrays need not be 32-byte aligned. */
 /* Vectors with only element alignment: numpy arrays need not be vector-aligned.  32 bytes
  * for the baseline and AVX2 variants, 64 for AVX-512. */
 typedef float mn_vf8 __attribute__((vector_size(32), aligned(4)));
