@@ -17,8 +17,10 @@
 
 /* Hidden units per register block: MN_NV vectors of 32 bytes (80 floats or 40 doubles). */
 #define MN_NV 10
-/* Blocks of at most this many vectors add a sample's pixels in two interleaved sums. */
-#define MN_TWO_CHAINS_MAX 4
+/* Sets of interleaved sums a block of nv vectors adds a sample's pixels in: at least eight
+ * independent multiply-add chains where the registers allow. */
+#define MN_MAX_SETS 4
+#define MN_CHAIN_SETS(nv) ((nv) <= 2 ? 4 : (nv) <= 4 ? 2 : 1)
 /* Most samples (or pixels) a dense-column pass keeps sums for at once, and the vector
  * registers it may fill with them (of 32 with AVX-512, of 16 otherwise). */
 #define MN_DENSE_MAX 4

@@ -63,19 +63,29 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_bloc
             VT acc[MN_NV];
             T *us = u + s * hp + j0;
             MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = MN_LOAD(us + v * VL);
-            if (nv <= MN_TWO_CHAINS_MAX) {
-                /* Few vectors: too few independent multiply-add chains to hide their
-                 * latency, so odd and even entries go to two sets of sums. */
-                VT acc2[MN_NV];
-                MN_UNROLL for (int v = 0; v < nv; v++) acc2[v] = (VT){0};
-                for (; p + 1 < end && indices[p + 1] < t1; p += 2) {
-                    const T x = values[p], x2 = values[p + 1];
+            /* Few vectors: too few independent multiply-add chains to hide their latency,
+             * so consecutive entries go round-robin to `sets` sets of sums (fixed by nv,
+             * so the order of every sum is fixed). */
+            const int sets = MN_CHAIN_SETS(nv);
+            if (sets > 1) {
+                VT more[MN_MAX_SETS - 1][MN_NV];
+                MN_UNROLL for (int q = 0; q < sets - 1; q++)
+                    MN_UNROLL for (int v = 0; v < nv; v++) more[q][v] = (VT){0};
+                for (; p + sets - 1 < end && indices[p + sets - 1] < t1; p += sets) {
                     const T *row = w1j0 + (int64_t)indices[p] * hp;
-                    const T *row2 = w1j0 + (int64_t)indices[p + 1] * hp;
+                    const T x = values[p];
                     MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += x * MN_LOAD(row + v * VL);
-                    MN_UNROLL for (int v = 0; v < nv; v++) acc2[v] += x2 * MN_LOAD(row2 + v * VL);
+                    MN_UNROLL for (int q = 0; q < sets - 1; q++) {
+                        const T *rq = w1j0 + (int64_t)indices[p + 1 + q] * hp;
+                        const T xq = values[p + 1 + q];
+                        MN_UNROLL for (int v = 0; v < nv; v++) more[q][v] += xq * MN_LOAD(rq + v * VL);
+                    }
                 }
-                MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += acc2[v];
+                if (sets == 4)
+                    MN_UNROLL for (int v = 0; v < nv; v++)
+                        acc[v] = (acc[v] + more[0][v]) + (more[1][v] + more[2][v]);
+                else
+                    MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += more[0][v];
             }
             for (; p < end && indices[p] < t1; p++) {
                 const T x = values[p];
