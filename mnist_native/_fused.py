@@ -120,6 +120,27 @@ class Batches:
         self.n = len(inputs)
 
 
+def pixel_runs(batches, n_in, chunk):
+    """The sparse entries of ``batches`` regrouped for the gradient kernel, for chunks of
+    ``chunk`` samples: (group_runs, run_start, run_pixel, run_sample, run_value), see
+    _train.pixel_runs."""
+    groups = -(-batches.n // chunk) * -(-chunk // _train.GROUP)
+    group_runs = np.empty(groups + 1, dtype=np.int64)
+    _train.pixel_runs(group_runs, batches.indptr, batches.indices, n_in, chunk)
+    n_runs, n_entries = int(group_runs[-1]), len(batches.indices)
+    arrays = (np.empty(n_runs + 1, dtype=np.int64), np.empty(n_runs, dtype=np.uint16),
+              np.empty(n_entries, dtype=np.uint8), np.empty(n_entries, dtype=batches.values.dtype))
+    _train.runs_fill(*arrays, group_runs, batches.indptr, batches.indices, batches.values,
+                     n_in, chunk)
+    return (group_runs,) + arrays
+
+
+def no_runs(dtype):
+    """Runs arrays that tell full_batch_pass to scatter the gradient instead."""
+    return (np.zeros(0, np.int64), np.zeros(1, np.int64), np.zeros(0, np.uint16),
+            np.zeros(0, np.uint8), np.zeros(0, dtype))
+
+
 def fits(n_inputs):
     """Whether pixel indices fit the kernels' uint16."""
     return n_inputs + 1 <= np.iinfo(np.uint16).max
@@ -173,11 +194,14 @@ class FusedTrainer:
         self.best = (np.empty_like(self.w1), np.empty_like(self.w2t), np.empty_like(self.b2))
         # full_batch_pass's arrays and sizes, the same every iteration: gathered once.
         train, val = self.train, self.val
+        # Full batch: the groups are fixed, so their runs are made once.
+        self._runs = pixel_runs(train, n_in, chunk_size(train.n)) if batch_size is None \
+            else no_runs(dtype)
         self._pass_arrays = (
             self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats, self.u, self.d,
             self.cursor, self.rows, self.o, self.w2s, train.indptr, train.indices, train.values,
             train.dense, train.targets, train.labels, val.indptr, val.indices, val.values,
-            val.dense, val.targets, val.labels, self.dcols, self.h, chunk_size(train.n),
+            val.dense, val.targets, val.labels, self.dcols, *self._runs, self.h, chunk_size(train.n),
             measure_chunk_size(val.n))
 
     def _load_weights(self, w1, w2):

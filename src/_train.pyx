@@ -11,9 +11,13 @@ Design
   exact-zero terms.
 * A full-batch iteration is one call (``full_batch_pass``): the pending update, then one
   parallel pass over the training and validation chunks.
-* Per sample, everything happens while its hidden vector is in registers (fused_body.h): the
-  forward pass, the output and its metrics, the deltas, and the gradient terms scattered into
-  the chunk's partial gradient (CSR order, sequential reads).
+* Samples go through the kernels (fused_body.h) in groups: the hidden sums with the group's
+  pixels in L1-sized tiles and each sample's sums in registers, then the outputs, metrics and
+  deltas, then the group's terms of the chunk's partial gradient.  For mini-batches the
+  input layer's terms are scattered from the CSR entries; for full batches (fixed groups)
+  they come from the entries regrouped once per ``train()`` by pixel (``pixel_runs``):
+  each pixel's gradient row is then loaded and stored once per group, and the same sums
+  come out bit for bit.
 * Samples are split into fixed chunks whose size depends only on the batch size, never on the
   thread count; threads take whole chunks and the partial gradients are added in chunk order.
   So results are bit-identical for any number of threads.
@@ -27,6 +31,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
+from libc.stdlib cimport calloc, free, malloc
 
 cdef extern from "platform.h" nogil:
     int mn_thread_num()
@@ -37,20 +42,28 @@ cdef extern from "fused.h" nogil:
     int mn_dense_count(int64_t hp, int64_t itemsize)
     int MN_DENSE_MAX
     int MN_GROUP
+    enum: MN_GROUP_MAX "MN_GROUP"
+    ctypedef struct mn_runs:
+        const int64_t *group_runs
+        const int64_t *run_start
+        const uint16_t *run_pixel
+        const uint8_t *sample
+        const void *value
     void mn_chunk_f32(float *gw1, float *gw2t, float *gb2, double *stats, float *u,
                       float *d, int64_t *cursor, int64_t *rows, float *o, const int64_t *indptr,
                       const uint16_t *indices, const float *values, const float *xd, int64_t m,
                       const int64_t *dcols, const int64_t *order, const float *targets,
                       const int32_t *labels, const float *w1, const float *w2t, const float *w2,
                       int64_t r0, int64_t r1, int64_t n_in, int64_t h, int64_t hp, int64_t k,
-                      int loss, int act)
+                      int loss, int act, const mn_runs *runs, int64_t group0)
     void mn_chunk_f64(double *gw1, double *gw2t, double *gb2, double *stats, double *u,
                       double *d, int64_t *cursor, int64_t *rows, double *o, const int64_t *indptr,
                       const uint16_t *indices, const double *values, const double *xd,
                       int64_t m, const int64_t *dcols, const int64_t *order, const double *targets,
                       const int32_t *labels, const double *w1, const double *w2t,
                       const double *w2, int64_t r0, int64_t r1, int64_t n_in, int64_t h,
-                      int64_t hp, int64_t k, int loss, int act)
+                      int64_t hp, int64_t k, int loss, int act, const mn_runs *runs,
+                      int64_t group0)
     void mn_output_weights_f32(float *w2, const float *w2t, const float *b2, int64_t h,
                                int64_t hp, int64_t k)
     void mn_output_weights_f64(double *w2, const double *w2t, const double *b2, int64_t h,
@@ -109,15 +122,15 @@ cdef inline void chunk(floating *gw1, floating *gw2t, floating *gb2, double *sta
                        const floating *targets, const int32_t *labels, const floating *w1,
                        const floating *w2t, const floating *w2, int64_t r0, int64_t r1,
                        int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss,
-                       int act) noexcept nogil:
+                       int act, const mn_runs *runs=NULL, int64_t group0=0) noexcept nogil:
     if floating is float:
         mn_chunk_f32(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, xd,
                      m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp, k, loss,
-                     act)
+                     act, runs, group0)
     else:
         mn_chunk_f64(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, xd,
                      m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp, k, loss,
-                     act)
+                     act, runs, group0)
 
 
 cdef inline void output_weights(floating[::1] w2s, floating[:, ::1] w2t, floating[:, ::1] b2,
@@ -210,6 +223,153 @@ cdef int check_data(const int64_t[::1] indptr, const uint16_t[::1] indices,
     return 0
 
 
+cdef int check_runs(const int64_t[::1] group_runs, const int64_t[::1] run_start,
+                    const uint16_t[::1] run_pixel, const uint8_t[::1] run_sample,
+                    const floating[::1] run_value, const int64_t[::1] indptr,
+                    int64_t n_groups) except -1:
+    """The runs arrays fit each other and the data set's CSR (as pixel_runs makes them)."""
+    cdef int64_t n_runs = run_pixel.shape[0], nnz = run_sample.shape[0]
+    if (group_runs.shape[0] != n_groups + 1 or run_start.shape[0] != n_runs + 1
+            or run_value.shape[0] != nnz or nnz != indptr[indptr.shape[0] - 1]
+            or group_runs[0] != 0 or group_runs[n_groups] != n_runs
+            or run_start[0] != 0 or run_start[n_runs] != nnz):
+        raise ValueError("the runs do not match the data set and its chunks")
+    return 0
+
+
+# Runs (see mn_runs in fused.h): pixel_runs counts them, mnist_native._fused allocates the
+# arrays, runs_fill fills them.  The samples go in chunks of chunk_size and each chunk in
+# groups of GROUP, as full_batch_pass visits them: group q of chunk c is number
+# c * ceil(chunk_size / GROUP) + q.
+cdef inline void group_bounds(int64_t gi, int64_t per_chunk, int64_t chunk_size, int64_t n,
+                              int64_t *s0, int64_t *s1) noexcept nogil:
+    cdef int64_t c = gi // per_chunk, chunk_end = min((c + 1) * chunk_size, n)
+    s0[0] = min(c * chunk_size + (gi % per_chunk) * MN_GROUP, chunk_end)
+    s1[0] = min(s0[0] + MN_GROUP, chunk_end)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef int check_rows(const int64_t[::1] indptr, const uint16_t[::1] indices,
+                    int64_t n_in) except -1:
+    """CSR rows with pixel indices below n_in, strictly increasing within a row (so a pixel's
+    run in a group has at most GROUP entries)."""
+    cdef int64_t n = indptr.shape[0] - 1, i, e
+    if indptr[0] != 0 or indices.shape[0] != indptr[n]:
+        raise ValueError("indptr does not match the size of indices")
+    for i in range(n):
+        if indptr[i + 1] < indptr[i]:
+            raise ValueError("indptr must not decrease")
+        for e in range(indptr[i], indptr[i + 1]):
+            if indices[e] >= n_in or (e > indptr[i] and indices[e] <= indices[e - 1]):
+                raise ValueError(f"row {i}: pixel indices must increase and stay below {n_in}")
+    return 0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def pixel_runs(int64_t[::1] group_runs, const int64_t[::1] indptr,
+               const uint16_t[::1] indices, Py_ssize_t n_in, Py_ssize_t chunk_size):
+    """group_runs[g + 1] = group_runs[g] + the number of distinct pixels among group g's
+    entries; group_runs[0] = 0.  Shapes: group_runs (groups + 1,) for
+    groups = ceil(n / chunk_size) * ceil(chunk_size / GROUP); indptr (n + 1,)."""
+    cdef int64_t n = indptr.shape[0] - 1, per_chunk, n_groups, gi, s0, s1, e, p, total
+    cdef int64_t *mark
+    if n < 1 or chunk_size < 1 or not 1 <= n_in <= 65536:
+        raise ValueError("need samples, chunk_size >= 1 and 1 <= n_in <= 65536")
+    per_chunk = (chunk_size + MN_GROUP - 1) // MN_GROUP
+    n_groups = (n + chunk_size - 1) // chunk_size * per_chunk
+    if group_runs.shape[0] != n_groups + 1:
+        raise ValueError(f"group_runs must have {n_groups + 1} entries")
+    check_rows(indptr, indices, n_in)
+    mark = <int64_t *>malloc(n_in * sizeof(int64_t))
+    if mark == NULL:
+        raise MemoryError()
+    with nogil:
+        for p in range(n_in):
+            mark[p] = -1
+        group_runs[0] = 0
+        for gi in range(n_groups):
+            group_bounds(gi, per_chunk, chunk_size, n, &s0, &s1)
+            total = 0
+            for e in range(indptr[s0], indptr[s1]):
+                p = indices[e]
+                total = total + (mark[p] != gi)
+                mark[p] = gi
+            group_runs[gi + 1] = group_runs[gi] + total
+    free(mark)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def runs_fill(int64_t[::1] run_start, uint16_t[::1] run_pixel, uint8_t[::1] run_sample,
+              floating[::1] run_value, const int64_t[::1] group_runs,
+              const int64_t[::1] indptr, const uint16_t[::1] indices,
+              const floating[::1] values, Py_ssize_t n_in, Py_ssize_t chunk_size):
+    """The runs of each group: its entries by pixel, in sample order within a pixel, the
+    pixels ordered by their entry count, then by index.  Shapes: run_start (runs + 1,),
+    run_pixel (runs,), run_sample and run_value (entries,); group_runs from pixel_runs with
+    the same data and chunk_size."""
+    cdef int64_t n = indptr.shape[0] - 1, per_chunk, n_groups, gi, s, s0, s1, e, p, r, slot
+    cdef int64_t total, n_runs
+    cdef int64_t *count
+    cdef int64_t *fill
+    cdef int64_t next_run[MN_GROUP_MAX + 1]
+    if n < 1 or chunk_size < 1 or not 1 <= n_in <= 65536:
+        raise ValueError("need samples, chunk_size >= 1 and 1 <= n_in <= 65536")
+    per_chunk = (chunk_size + MN_GROUP - 1) // MN_GROUP
+    n_groups = (n + chunk_size - 1) // chunk_size * per_chunk
+    if group_runs.shape[0] != n_groups + 1:
+        raise ValueError(f"group_runs must have {n_groups + 1} entries")
+    n_runs = group_runs[n_groups]
+    check_rows(indptr, indices, n_in)
+    if (run_start.shape[0] != n_runs + 1 or run_pixel.shape[0] != n_runs
+            or run_sample.shape[0] != indptr[n] or run_value.shape[0] != indptr[n]
+            or values.shape[0] != indptr[n] or indices.shape[0] != indptr[n]):
+        raise ValueError("the runs arrays do not match group_runs and the entries")
+    count = <int64_t *>calloc(n_in, sizeof(int64_t))
+    fill = <int64_t *>malloc(n_in * sizeof(int64_t))
+    if count == NULL or fill == NULL:
+        free(count)
+        free(fill)
+        raise MemoryError()
+    with nogil:
+        for gi in range(n_groups):
+            group_bounds(gi, per_chunk, chunk_size, n, &s0, &s1)
+            for e in range(indptr[s0], indptr[s1]):
+                count[indices[e]] += 1
+            # next_run[L]: the next slot for a run of L entries; runs by length, then pixel
+            for r in range(MN_GROUP + 1):
+                next_run[r] = 0
+            for p in range(n_in):
+                next_run[count[p]] += 1
+            slot = group_runs[gi]
+            for r in range(1, MN_GROUP + 1):
+                total = next_run[r]
+                next_run[r] = slot
+                slot += total
+            for p in range(n_in):
+                if count[p] > 0:
+                    run_pixel[next_run[count[p]]] = <uint16_t>p
+                    next_run[count[p]] += 1
+            e = indptr[s0]
+            for r in range(group_runs[gi], group_runs[gi + 1]):
+                p = run_pixel[r]
+                run_start[r] = e
+                fill[p] = e
+                e += count[p]
+                count[p] = 0
+            for s in range(s0, s1):
+                for e in range(indptr[s], indptr[s + 1]):
+                    p = indices[e]
+                    run_sample[fill[p]] = <uint8_t>(s - s0)
+                    run_value[fill[p]] = values[e]
+                    fill[p] += 1
+        run_start[n_runs] = indptr[n]
+    free(count)
+    free(fill)
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def full_batch_pass(
@@ -226,6 +386,11 @@ def full_batch_pass(
         const floating[:, ::1] v_targets, const int32_t[::1] v_labels,
         # the pixels of the dense blocks xd, v_xd
         const int64_t[::1] dcols,
+        # the training set's entries regrouped for the gradient (pixel_runs; group_runs
+        # empty: none)
+        const int64_t[::1] group_runs, const int64_t[::1] run_start,
+        const uint16_t[::1] run_pixel, const uint8_t[::1] run_sample,
+        const floating[::1] run_value,
         Py_ssize_t h, Py_ssize_t chunk_size, Py_ssize_t v_chunk_size, double step, int loss,
         int act, bint gradient, int n_threads):
     """One full-batch iteration's native work, in one call.
@@ -240,15 +405,27 @@ def full_batch_pass(
     """
     cdef int64_t n = targets.shape[0], nv = v_targets.shape[0], n_in = w1.shape[0] - 1
     cdef int64_t hp = w1.shape[1], k = w2t.shape[0], m = dcols.shape[0], n_train, n_all, c
-    cdef int64_t r0, r1, t
+    cdef int64_t r0, r1, t, groups_per_chunk
     cdef double train_loss = 0.0, train_correct = 0.0, val_loss = 0.0, val_correct = 0.0
     cdef floating *g1 = NULL
     cdef floating *g2 = NULL
     cdef floating *gb = NULL
+    cdef mn_runs runs
+    cdef const mn_runs *runs_or_null = NULL
     if chunk_size < 1 or v_chunk_size < 1 or n < 1 or nv < 1:
         raise ValueError("chunk sizes and both sets' sample counts must be >= 1")
     n_train = (n + chunk_size - 1) // chunk_size
     n_all = n_train + (nv + v_chunk_size - 1) // v_chunk_size
+    groups_per_chunk = (chunk_size + MN_GROUP - 1) // MN_GROUP
+    if group_runs.shape[0] > 0:
+        check_runs(group_runs, run_start, run_pixel, run_sample, run_value, indptr,
+                   n_train * groups_per_chunk)
+        runs.group_runs = &group_runs[0]
+        runs.run_start = &run_start[0]
+        runs.run_pixel = &run_pixel[0] if run_pixel.shape[0] > 0 else NULL
+        runs.sample = &run_sample[0] if run_sample.shape[0] > 0 else NULL
+        runs.value = &run_value[0] if run_value.shape[0] > 0 else NULL
+        runs_or_null = &runs
     check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, w2s, h, n_all,
                   n_train, n_threads)
     check_data(indptr, indices, values, xd, dcols, targets, labels, n_in, k)
@@ -277,7 +454,8 @@ def full_batch_pass(
                 chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0],
                       &rows[t, 0], &o[t, 0], &indptr[0], &indices[0], &values[0], &xd[0, 0],
                       m, &dcols[0], NULL, &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0],
-                      &w2s[0], r0, r1, n_in, h, hp, k, loss, act)
+                      &w2s[0], r0, r1, n_in, h, hp, k, loss, act, runs_or_null,
+                      c * groups_per_chunk)
             else:
                 r0 = (c - n_train) * v_chunk_size
                 r1 = r0 + v_chunk_size if r0 + v_chunk_size < nv else nv

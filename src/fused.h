@@ -33,6 +33,19 @@
 /* Weights per strip of the gradient reduction (mn_reduce_update). */
 #define MN_STRIP 512
 
+/* A data set's sparse entries regrouped for the input layer's gradient (see mn_runs_block):
+ * for each group of MN_GROUP samples, runs of entries of one pixel each, a run's entries in
+ * sample order, the group's runs ordered by length.  Group g's runs are group_runs[g] to
+ * group_runs[g + 1]; run r's entries run_start[r] to run_start[r + 1]; an entry holds its
+ * sample's place in the group and its value (of the kernel's type T). */
+typedef struct {
+    const int64_t *group_runs;
+    const int64_t *run_start;
+    const uint16_t *run_pixel;
+    const uint8_t *sample;
+    const void *value;
+} mn_runs;
+
 static inline float mn_act_f(float x, int act) {
     if (act == MN_ACT_TANH) return tanhf(x);
     if (x >= 0) return 1.0f / (1.0f + expf(-x));  /* exp of a non-positive number only */
@@ -161,20 +174,21 @@ static inline void mn_chunk_f32(float *gw1, float *gw2t, float *gb2, double *sta
     const uint16_t *indices, const float *values, const float *xd, int64_t m,
     const int64_t *dcols, const int64_t *order, const float *targets, const int32_t *labels,
     const float *w1, const float *w2t, const float *w2, int64_t r0, int64_t r1, int64_t n_in,
-    int64_t h, int64_t hp, int64_t k, int loss, int act) {
+    int64_t h, int64_t hp, int64_t k, int loss, int act, const mn_runs *runs, int64_t group0) {
     MN_DISPATCH(mn_chunk, f32, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices,
                 values, xd, m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp,
-                k, loss, act);
+                k, loss, act, runs, group0);
 }
 static inline void mn_chunk_f64(double *gw1, double *gw2t, double *gb2, double *stats,
     double *u, double *d, int64_t *cursor, int64_t *rows, double *o, const int64_t *indptr,
     const uint16_t *indices, const double *values, const double *xd, int64_t m,
     const int64_t *dcols, const int64_t *order, const double *targets, const int32_t *labels,
     const double *w1, const double *w2t, const double *w2, int64_t r0, int64_t r1,
-    int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss, int act) {
+    int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss, int act, const mn_runs *runs,
+    int64_t group0) {
     MN_DISPATCH(mn_chunk, f64, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices,
                 values, xd, m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp,
-                k, loss, act);
+                k, loss, act, runs, group0);
 }
 static inline void mn_output_weights_f32(float *w2, const float *w2t, const float *b2,
                                          int64_t h, int64_t hp, int64_t k) {

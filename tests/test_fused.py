@@ -231,3 +231,83 @@ def test_overridden_transfer_functions_fall_back_to_method_calls():
         out.append(m.W_input_to_hidden)
     assert calls
     np.testing.assert_allclose(out[0], out[1], rtol=1e-12, atol=1e-12)
+
+
+def csr_of(x):
+    return _fused.to_csr(np.ascontiguousarray(x), n_threads=2)
+
+
+class CSR:
+    def __init__(self, x):
+        self.indptr, self.indices, self.values = csr_of(x)
+        self.n = len(x)
+
+
+@pytest.mark.parametrize("n,chunk", [(1, 1), (40, 40), (257, 100), (1000, 512), (96, 32)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pixel_runs_regroup_each_groups_entries(n, chunk, dtype):
+    """Every entry lands in its group's run for its pixel, in sample order; a group's runs
+    go by length, then pixel."""
+    rng = np.random.default_rng(n)
+    x = (rng.normal(size=(n, 70)) * (rng.random((n, 70)) < 0.3)).astype(dtype)
+    data = CSR(x)
+    group_runs, run_start, run_pixel, run_sample, run_value = _fused.pixel_runs(data, 70, chunk)
+    per_chunk = -(-chunk // _train.GROUP)
+    assert len(group_runs) == -(-n // chunk) * per_chunk + 1
+    for g in range(len(group_runs) - 1):
+        c, q = divmod(g, per_chunk)
+        s0 = min(c * chunk + q * _train.GROUP, min((c + 1) * chunk, n))
+        s1 = min(s0 + _train.GROUP, (c + 1) * chunk, n)
+        want = {(s - s0, p): x[s, p] for s in range(s0, s1) for p in np.flatnonzero(x[s])}
+        got, keys = {}, []
+        for r in range(group_runs[g], group_runs[g + 1]):
+            samples = run_sample[run_start[r]:run_start[r + 1]]
+            assert len(samples) > 0 and np.all(np.diff(samples.astype(int)) > 0)
+            keys.append((len(samples), run_pixel[r]))
+            for s, v in zip(samples, run_value[run_start[r]:run_start[r + 1]]):
+                got[int(s), int(run_pixel[r])] = v
+        assert got == want
+        assert keys == sorted(keys)
+
+
+def test_pixel_runs_refuse_malformed_rows():
+    """A pixel repeated within a row would make a run longer than a group: refused."""
+    data = CSR(np.array([[1, 1, 0], [0, 1, 1], [1, 0, 1]], dtype=np.float32))
+    for row1, match in (([2, 1], "must increase"), ([1, 1], "must increase"),
+                        ([1, 3], "below 3")):
+        data.indices = np.array([0, 1] + row1 + [0, 2], dtype=np.uint16)
+        with pytest.raises(ValueError, match=match):
+            _fused.pixel_runs(data, 3, 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("hidden", [1, 9, 30, 75, 200])
+@pytest.mark.parametrize("density", [0.2, "mixed"])
+def test_gradient_from_runs_is_bitwise_the_scatter(density, hidden, dtype, monkeypatch):
+    """The full-batch gradient from pixel runs adds the same terms in the same order as the
+    scatter that mini-batches use: the weights agree bit for bit."""
+    rng = np.random.default_rng(hidden)
+    data, val = make_data(rng, 700, 50, 4, density), make_data(rng, 60, 50, 4, density)
+    shape = (50, hidden, 4)
+    runs = train(mn.NeuralNetwork, shape, data, val, dtype, iterations=4, learning_rate=0.5,
+                 threads=2)
+    monkeypatch.setattr(_fused, "pixel_runs", lambda batches, n_in, chunk:
+                        _fused.no_runs(batches.values.dtype))
+    scatter = train(mn.NeuralNetwork, shape, data, val, dtype, iterations=4, learning_rate=0.5,
+                    threads=2)
+    assert np.array_equal(runs[0].W_input_to_hidden, scatter[0].W_input_to_hidden)
+    assert np.array_equal(runs[0].W_hidden_to_output, scatter[0].W_hidden_to_output)
+    assert runs[1].loss == scatter[1].loss
+
+
+def test_full_batch_pass_refuses_runs_of_other_data():
+    rng = np.random.default_rng(3)
+    (x, y), (xv, yv) = make_data(rng, 100, 20, 3), make_data(rng, 30, 20, 3)
+    model = mn.NeuralNetwork(20, 5, 3, seed=1)
+    trainer = _fused.FusedTrainer(model, (x, y), (xv, yv), 0.5, False, None, 1)
+    other = _fused.pixel_runs(CSR(x[:50]), 20, 50)
+    arrays = list(trainer._pass_arrays)
+    at = next(i for i, a in enumerate(arrays) if a is trainer._runs[0])
+    arrays[at:at + 5] = other
+    with pytest.raises(ValueError, match="runs do not match"):
+        _train.full_batch_pass(*arrays, 0.0, 0, 1, True, 1)
