@@ -11,10 +11,11 @@
  * 320 bytes, the whole of w1 250 kB, which lives in L2, not L1.  Streaming each sample's
  * nonzero pixels straight through w1 moves a row from L2 per pixel (and, for the gradient,
  * one back): the pass is then L2-bound.  So samples go in groups of MN_GROUP, and pixels in
- * tiles of rows that fit L1 together with the group's sums: every sample of the group adds
- * its pixels of one tile before the next tile is touched.  Each row then crosses from L2
- * once per group rather than once per pixel.  Within a sample, pixels are still added in
- * index order, so the sums are exactly those of the untiled loop.
+ * tiles of rows (sizes in fused.h, as measured): every sample of the group adds its pixels
+ * of one tile before the next tile is touched.  Each row then crosses from L2 once per
+ * group rather than once per pixel.  Within a sample, pixels are still added in index
+ * order, so the sums are exactly those of the untiled loop.  (The full-batch gradient
+ * reads each row once per group anyway: see mn_runs_block.)
  */
 
 /* Sigmoid of a whole vector: exp(-|x|) by range reduction x = n ln2 + r (|r| <= ln2 / 2),
@@ -48,7 +49,8 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_bloc
     const uint16_t *indices, const T *values, const T *w1, int64_t n_in, int64_t hp,
     int64_t j0, const int nv)
 {
-    const int64_t tile = MN_TILE_BYTES / (nv * VL * (int64_t)sizeof(T));
+    const int64_t row_bytes = nv * VL * (int64_t)sizeof(T);
+    const int64_t tile = MN_HIDDEN_TILE_BYTES(row_bytes) / row_bytes;
     const T *bias = w1 + n_in * hp + j0, *w1j0 = w1 + j0;
     for (int64_t s = 0; s < ns; s++) {
         MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(u + s * hp + j0 + v * VL, MN_LOAD(bias + v * VL));
@@ -105,7 +107,7 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_blo
     const int64_t *indptr, const uint16_t *indices, const T *values, int64_t n_in, int64_t hp,
     int64_t j0, const int nv)
 {
-    const int64_t tile = MN_TILE_BYTES / (nv * VL * (int64_t)sizeof(T));
+    const int64_t tile = MN_SCATTER_TILE_BYTES / (nv * VL * (int64_t)sizeof(T));
     VT bias[MN_NV];
     T *gb = gw1 + n_in * hp + j0, *gw1j0 = gw1 + j0;
     MN_UNROLL for (int v = 0; v < nv; v++) bias[v] = MN_LOAD(gb + v * VL);
