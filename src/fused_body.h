@@ -138,7 +138,8 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_blo
  * the run's terms in sample order (the sums of mn_scatter_block, bit for bit) and is stored
  * once.  The runs come ordered by length, so the inner loop's trip count repeats from one
  * run to the next and its exit is predicted; in pixel order it was mispredicted about once
- * a run, which made this loop, as the scatter, about 2x slower (MNIST, hidden 30). */
+ * a run.  Measured alone on the lab's 1,000 images (hidden 30, AVX-512): 61 us per pass,
+ * 101 us with the runs in pixel order, 117 us for mn_scatter_block's per-sample scatter. */
 MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_runs_block)(
     T *gw1, const T *d, int64_t ns, const int64_t *run_start, const uint16_t *run_pixel,
     const uint8_t *sample, const T *value, int64_t r0, int64_t r1, int64_t n_in, int64_t hp,
