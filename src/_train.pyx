@@ -266,6 +266,21 @@ cdef int check_rows(const int64_t[::1] indptr, const uint16_t[::1] indices,
     return 0
 
 
+cdef int64_t checked_groups(const int64_t[::1] group_runs, const int64_t[::1] indptr,
+                            const uint16_t[::1] indices, Py_ssize_t n_in,
+                            Py_ssize_t chunk_size) except -1:
+    """The number of groups of these CSR rows in chunks of chunk_size, once the rows (see
+    check_rows), the sizes and group_runs' length are checked."""
+    cdef int64_t n = indptr.shape[0] - 1, n_groups
+    if n < 1 or chunk_size < 1 or not 1 <= n_in <= 65536:
+        raise ValueError("need samples, chunk_size >= 1 and 1 <= n_in <= 65536")
+    n_groups = (n + chunk_size - 1) // chunk_size * ((chunk_size + MN_GROUP - 1) // MN_GROUP)
+    if group_runs.shape[0] != n_groups + 1:
+        raise ValueError(f"group_runs must have {n_groups + 1} entries")
+    check_rows(indptr, indices, n_in)
+    return n_groups
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def pixel_runs(int64_t[::1] group_runs, const int64_t[::1] indptr,
@@ -275,13 +290,8 @@ def pixel_runs(int64_t[::1] group_runs, const int64_t[::1] indptr,
     groups = ceil(n / chunk_size) * ceil(chunk_size / GROUP); indptr (n + 1,)."""
     cdef int64_t n = indptr.shape[0] - 1, per_chunk, n_groups, gi, s0, s1, e, p, total
     cdef int64_t *mark
-    if n < 1 or chunk_size < 1 or not 1 <= n_in <= 65536:
-        raise ValueError("need samples, chunk_size >= 1 and 1 <= n_in <= 65536")
+    n_groups = checked_groups(group_runs, indptr, indices, n_in, chunk_size)
     per_chunk = (chunk_size + MN_GROUP - 1) // MN_GROUP
-    n_groups = (n + chunk_size - 1) // chunk_size * per_chunk
-    if group_runs.shape[0] != n_groups + 1:
-        raise ValueError(f"group_runs must have {n_groups + 1} entries")
-    check_rows(indptr, indices, n_in)
     mark = <int64_t *>malloc(n_in * sizeof(int64_t))
     if mark == NULL:
         raise MemoryError()
@@ -315,14 +325,9 @@ def runs_fill(int64_t[::1] run_start, uint16_t[::1] run_pixel, uint8_t[::1] run_
     cdef int64_t *count
     cdef int64_t *fill
     cdef int64_t next_run[MN_GROUP_MAX + 1]
-    if n < 1 or chunk_size < 1 or not 1 <= n_in <= 65536:
-        raise ValueError("need samples, chunk_size >= 1 and 1 <= n_in <= 65536")
+    n_groups = checked_groups(group_runs, indptr, indices, n_in, chunk_size)
     per_chunk = (chunk_size + MN_GROUP - 1) // MN_GROUP
-    n_groups = (n + chunk_size - 1) // chunk_size * per_chunk
-    if group_runs.shape[0] != n_groups + 1:
-        raise ValueError(f"group_runs must have {n_groups + 1} entries")
     n_runs = group_runs[n_groups]
-    check_rows(indptr, indices, n_in)
     if (run_start.shape[0] != n_runs + 1 or run_pixel.shape[0] != n_runs
             or run_sample.shape[0] != indptr[n] or run_value.shape[0] != indptr[n]
             or values.shape[0] != indptr[n] or indices.shape[0] != indptr[n]):
