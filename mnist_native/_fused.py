@@ -68,12 +68,12 @@ def aligned_zeros(shape, dtype):
 # Pixels nonzero in at least this share of the training samples go to a dense block, the
 # rest to CSR.  Measured here (MNIST, 2 threads): with the dense kernels' full register
 # blocking (DENSE_MAX samples per weight row loaded) half-full pixels break even (1,000
-# images, hidden 30: 219 us per iteration with them dense, 220 to 229 us with thresholds up
+# images, hidden 30: 242 us per iteration with them dense, 241 to 247 us with thresholds up
 # to all CSR; before the full-batch gradient came from pixel runs, dense was about 4 %
 # faster); with less blocking (on AVX-512: hidden 75 in float64, hidden 128 in float32)
 # MNIST's half-full pixels ran slower dense (hidden 75 float64: 64 vs 56 ms per iteration),
 # so only nearly full columns go dense.  Fully dense inputs (10,000 x 784, hidden 75) run
-# 1.9x (float32) and 1.6x (float64) faster dense.
+# 1.8x (float32) and 1.5x (float64) faster dense.
 DENSE_MIN_DENSITY = 0.5
 NEARLY_FULL_DENSITY = 0.9
 
@@ -203,8 +203,8 @@ class FusedTrainer:
             self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats, self.u, self.d,
             self.cursor, self.rows, self.o, self.w2s, train.indptr, train.indices, train.values,
             train.dense, train.targets, train.labels, val.indptr, val.indices, val.values,
-            val.dense, val.targets, val.labels, self.dcols, *self._runs, self.h, chunk_size(train.n),
-            measure_chunk_size(val.n))
+            val.dense, val.targets, val.labels, self.dcols, *self._runs, self.h,
+            chunk_size(train.n), measure_chunk_size(val.n))
 
     def _load_weights(self, w1, w2):
         h = self.h

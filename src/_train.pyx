@@ -12,7 +12,7 @@ Design
 * A full-batch iteration is one call (``full_batch_pass``): the pending update, then one
   parallel pass over the training and validation chunks.
 * Samples go through the kernels (fused_body.h) in groups: the hidden sums with the group's
-  pixels in L1-sized tiles and each sample's sums in registers, then the outputs, metrics and
+  pixels in tiles of weight rows and each sample's sums in registers, then the outputs, metrics and
   deltas, then the group's terms of the chunk's partial gradient.  For mini-batches the
   input layer's terms are scattered from the CSR entries; for full batches (fixed groups)
   they come from the entries regrouped once per ``train()`` by pixel (``pixel_runs``):
@@ -41,8 +41,7 @@ cdef extern from "fused.h" nogil:
     int mn_simd_init(int wanted)
     int mn_dense_count(int64_t hp, int64_t itemsize)
     int MN_DENSE_MAX
-    int MN_GROUP
-    enum: MN_GROUP_MAX "MN_GROUP"
+    enum: MN_GROUP
     ctypedef struct mn_runs:
         const int64_t *group_runs
         const int64_t *run_start
@@ -324,7 +323,7 @@ def runs_fill(int64_t[::1] run_start, uint16_t[::1] run_pixel, uint8_t[::1] run_
     cdef int64_t total, n_runs
     cdef int64_t *count
     cdef int64_t *fill
-    cdef int64_t next_run[MN_GROUP_MAX + 1]
+    cdef int64_t next_run[MN_GROUP + 1]
     n_groups = checked_groups(group_runs, indptr, indices, n_in, chunk_size)
     per_chunk = (chunk_size + MN_GROUP - 1) // MN_GROUP
     n_runs = group_runs[n_groups]
@@ -422,6 +421,10 @@ def full_batch_pass(
     n_train = (n + chunk_size - 1) // chunk_size
     n_all = n_train + (nv + v_chunk_size - 1) // v_chunk_size
     groups_per_chunk = (chunk_size + MN_GROUP - 1) // MN_GROUP
+    check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, w2s, h, n_all,
+                  n_train, n_threads)
+    check_data(indptr, indices, values, xd, dcols, targets, labels, n_in, k)
+    check_data(v_indptr, v_indices, v_values, v_xd, dcols, v_targets, v_labels, n_in, k)
     if group_runs.shape[0] > 0:
         check_runs(group_runs, run_start, run_pixel, run_sample, run_value, indptr,
                    n_train * groups_per_chunk)
@@ -431,10 +434,6 @@ def full_batch_pass(
         runs.sample = &run_sample[0] if run_sample.shape[0] > 0 else NULL
         runs.value = &run_value[0] if run_value.shape[0] > 0 else NULL
         runs_or_null = &runs
-    check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, w2s, h, n_all,
-                  n_train, n_threads)
-    check_data(indptr, indices, values, xd, dcols, targets, labels, n_in, k)
-    check_data(v_indptr, v_indices, v_values, v_xd, dcols, v_targets, v_labels, n_in, k)
     with nogil:
         if step > 0:
             apply_step(w1, w2t, b2, gw1, gw2t, gb2, n_train, step, n_threads)

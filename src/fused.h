@@ -29,9 +29,10 @@
 /* Samples whose hidden sums are kept together (see fused_body.h, "Tiling"), and the bytes
  * of weight rows per tile.  Groups of 64 ran 3-8% faster per iteration than groups of 32
  * (MNIST, 1,000 and 50,000 images; a gradient row is loaded and stored once per group, and
- * the dense loops run longer), 128 no faster.  The scatter's tile, with a small group's sums,
- * fits a 48 kB L1 data cache.  The hidden sums' tile is larger: a sample pays a mispredicted loop exit and a load
- * and store of its sums per tile, and only its nonzero pixels' rows are read.  Measured
+ * the dense loops run longer), 128 no faster.  The scatter's tile, with a small group's
+ * sums, fits a 48 kB L1 data cache.  The hidden sums' tile is larger: a sample pays a
+ * mispredicted loop exit and a load and store of its sums per tile, and only its nonzero
+ * pixels' rows are read.  Measured
  * (MNIST, AVX-512, the sparse forward kernel alone): with rows of up to 320 bytes (hidden
  * 75 in float32), 160 kB tiles were the fastest, 10-30% faster than 28 kB; with longer
  * rows (hidden 128 in float32, 75 in float64), 56 kB, about 7% faster than 28 kB and 10-15%
