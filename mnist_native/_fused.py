@@ -14,14 +14,17 @@ from . import _validation as v
 
 
 def _wanted_simd():
-    """MNIST_NATIVE_SIMD caps the kernel variant (baseline, avx2+fma, avx512); default: the
-    widest the CPU runs."""
-    wanted = os.environ.get("MNIST_NATIVE_SIMD", "").strip().lower() or "avx512"
-    aliases = {"avx2": "avx2+fma", "auto": "avx512", "native": "avx512"}
+    """MNIST_NATIVE_SIMD caps the kernel variant: one of this build's ``_train.SIMD_LEVELS``
+    (``baseline``, ``avx2+fma`` (or ``avx2``), ``avx512`` on x86-64; ``neon`` on aarch64),
+    ``baseline`` for the narrowest anywhere; default: the widest the CPU runs."""
+    levels = _train.SIMD_LEVELS
+    wanted = os.environ.get("MNIST_NATIVE_SIMD", "").strip().lower()
+    aliases = {"": levels[-1], "auto": levels[-1], "native": levels[-1],
+               "baseline": levels[0], "avx2": "avx2+fma"}
     wanted = aliases.get(wanted, wanted)
-    if wanted not in _train.SIMD_LEVELS:
+    if wanted not in levels:
         raise ImportError(f"MNIST_NATIVE_SIMD={wanted!r}: use one of "
-                          f"{', '.join(_train.SIMD_LEVELS)}")
+                          f"{', '.join(dict.fromkeys(('baseline',) + levels))}")
     return wanted
 
 

@@ -37,6 +37,8 @@ cdef extern from "platform.h" nogil:
     int mn_thread_num()
 
 cdef extern from "fused.h" nogil:
+    int mn_simd_count()
+    const char *mn_simd_name(int level)
     int mn_cpu_simd_level()
     int mn_simd_init(int wanted)
     int mn_dense_count(int64_t hp, int64_t itemsize)
@@ -73,7 +75,9 @@ cdef extern from "fused.h" nogil:
                               int64_t m, double step)
 
 
-SIMD_LEVELS = ("baseline", "avx2+fma", "avx512")
+# The kernel variants of this build, narrowest first: ("baseline", "avx2+fma", "avx512") on
+# x86 (baseline = SSE2), ("neon",) on aarch64, ("portable",) elsewhere.
+SIMD_LEVELS = tuple(mn_simd_name(i).decode() for i in range(mn_simd_count()))
 GROUP = MN_GROUP  # samples the kernels keep together (scratch rows per thread)
 SIMD_BYTES = 64  # the widest vectors of any variant
 

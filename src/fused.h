@@ -1,8 +1,9 @@
-/* SIMD micro-kernels of the fused training pass (see fused_body.h), built three times on
- * x86-64: for AVX-512, for AVX2+FMA and for the baseline instruction set, picked at run time
- * by what the CPU supports, so one wheel runs on any x86-64 and uses the widest vectors it
- * can.
- * Needs GCC or Clang (vector extensions). */
+/* SIMD micro-kernels of the fused training pass (see fused_body.h): one body, built once
+ * per target of the architecture through a thin layer of named operations (simd_*.h, see
+ * fused_variants.h), and the target picked at run time by what the CPU supports.  On
+ * x86-64: AVX-512, AVX2+FMA and the SSE2 baseline, so one wheel runs on any x86-64 and uses
+ * the widest vectors it can; on aarch64: NEON.  Plain C and intrinsics: GCC, Clang and MSVC
+ * build it (compiler and CPU differences live in platform.h). */
 #ifndef MNIST_NATIVE_FUSED_H
 #define MNIST_NATIVE_FUSED_H
 
@@ -10,22 +11,26 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "platform.h"
+
+/* MN_SIMD_SCALAR=1 builds the portable layer only, on any architecture (to test it). */
+#ifndef MN_SIMD_SCALAR
+#define MN_SIMD_SCALAR 0
+#endif
+#define MN_LAYERS_X86 (MN_X86 && !MN_SIMD_SCALAR)
+#define MN_LAYERS_NEON (MN_ARM64 && !MN_SIMD_SCALAR)
+
 #define MN_LOSS_MSE 0
 #define MN_LOSS_XE 1
 #define MN_ACT_SIGMOID 1
 #define MN_ACT_TANH 2
 
-/* Hidden units per register block: MN_NV vectors of 32 bytes (80 floats or 40 doubles). */
-#define MN_NV 10
-/* Sets of interleaved sums a block of nv vectors adds a sample's pixels in: at least eight
- * independent multiply-add chains where the registers allow. */
+/* Most sets of interleaved sums a register block adds a sample's pixels in (each layer's
+ * MN_CHAIN_SETS(nv) says how many it uses for nv vectors; MN_NV, the vectors per block,
+ * and MN_ACC_REGS, the registers a dense pass may fill with sums, are per layer too). */
 #define MN_MAX_SETS 4
-#define MN_CHAIN_SETS(nv) ((nv) <= 2 ? 4 : (nv) <= 4 ? 2 : 1)
-/* Most samples (or pixels) a dense-column pass keeps sums for at once, and the vector
- * registers it may fill with them (of 32 with AVX-512, of 16 otherwise). */
+/* Most samples (or pixels) a dense-column pass keeps sums for at once. */
 #define MN_DENSE_MAX 4
-#define MN_ACC_REGS_FOR(vector_bytes) ((vector_bytes) == 64 ? 24 : 12)
-#define MN_UNROLL _Pragma("GCC unroll 16")
 /* Samples whose hidden sums are kept together (see fused_body.h, "Tiling"), and the bytes
  * of weight rows per tile.  Groups of 64 ran 3-8% faster per iteration than groups of 32
  * (MNIST, 1,000 and 50,000 images; a gradient row is loaded and stored once per group, and
@@ -38,7 +43,8 @@
  * rows (hidden 128 in float32, 75 in float64), 56 kB, about 7% faster than 28 kB and 10-15%
  * faster than 160 kB. */
 #define MN_GROUP 64
-_Static_assert(MN_GROUP <= 256, "mn_runs holds a sample's place in its group in a uint8");
+/* mn_runs holds a sample's place in its group in a uint8. */
+MN_STATIC_ASSERT(MN_GROUP <= 256, mn_group_fits_uint8);
 #define MN_SCATTER_TILE_BYTES (28 * 1024)
 #define MN_HIDDEN_TILE_BYTES(row_bytes) ((row_bytes) <= 320 ? 160 * 1024 : 56 * 1024)
 /* Weights per strip of the gradient reduction (mn_reduce_update). */
@@ -73,44 +79,20 @@ static inline double mn_act_d(double x, int act) {
 #define MN_DERIVATIVE(o, act) ((act) == MN_ACT_TANH ? 1 - (o) * (o) : (o) * (1 - (o)))
 #define MN_EXP(x) exp((double)(x))
 
-/* Vectors with only element alignment: numpy arrays need not be vector-aligned.  32 bytes
- * for the baseline and AVX2 variants, 64 for AVX-512. */
-typedef float mn_vf8 __attribute__((vector_size(32), aligned(4)));
-typedef double mn_vd4 __attribute__((vector_size(32), aligned(8)));
-typedef int32_t mn_vi32x8 __attribute__((vector_size(32), aligned(4)));
-typedef int64_t mn_vi64x4 __attribute__((vector_size(32), aligned(8)));
-typedef float mn_vf16 __attribute__((vector_size(64), aligned(4)));
-typedef double mn_vd8 __attribute__((vector_size(64), aligned(8)));
-typedef int32_t mn_vi32x16 __attribute__((vector_size(64), aligned(4)));
-typedef int64_t mn_vi64x8 __attribute__((vector_size(64), aligned(8)));
-
 /* Taylor coefficients 1/i! of exp, and the constants of the vector sigmoid (mn_vsigmoid). */
 static const double mn_exp_taylor[14] = {
     1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
     1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
 #define MN_EXP_C mn_exp_taylor
-#define MN_LOAD(p) (*(const VT *)(p))
-#define MN_STORE(p, x) (*(VT *)(p) = (x))
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define MN_HAVE_X86_VARIANTS 1
-#else
-#define MN_HAVE_X86_VARIANTS 0
-#endif
-#define MN_AVX2 __attribute__((target("avx2,fma")))
-#define MN_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
-
-/* Each type's kernels three times: baseline and AVX2 on 32-byte vectors, AVX-512 on 64. */
+/* Each type's kernels once per target (fused_variants.h). */
 #define MN_CAT_(a, b) a##b
 #define MN_CAT(a, b) MN_CAT_(a, b)
 
 /* float: each of these constants is read by fused_variants.h, which undefines them. */
 #define T float
+#define MN_F64 0
 #define MN_SFX _f32
-#define MN_VT32 mn_vf8
-#define MN_IVT32 mn_vi32x8
-#define MN_VT64 mn_vf16
-#define MN_IVT64 mn_vi32x16
 #define MN_EXP_DEGREE 7
 #define MN_EXP_MAX 87.0           /* exp(-87) is still a normal float */
 #define MN_ROUND_MAGIC 12582912.0 /* 1.5 * 2^23: adding it rounds a float to an integer */
@@ -123,11 +105,8 @@ static const double mn_exp_taylor[14] = {
 
 /* double */
 #define T double
+#define MN_F64 1
 #define MN_SFX _f64
-#define MN_VT32 mn_vd4
-#define MN_IVT32 mn_vi64x4
-#define MN_VT64 mn_vd8
-#define MN_IVT64 mn_vi64x8
 #define MN_EXP_DEGREE 13
 #define MN_EXP_MAX 708.0
 #define MN_ROUND_MAGIC 6755399441055744.0 /* 1.5 * 2^52 */
@@ -138,40 +117,36 @@ static const double mn_exp_taylor[14] = {
 #define MN_ACTIVATE mn_act_d
 #include "fused_variants.h"
 
-/* The variant in use: 2 = AVX-512, 1 = AVX2+FMA, 0 = baseline.  Set once at import. */
+/* The targets of this build, by level (MNIST_NATIVE_SIMD names them), and the one in use:
+ * set once at import. */
+#if MN_LAYERS_X86
+static const char *const mn_simd_names[] = {"baseline", "avx2+fma", "avx512"};
+#elif MN_LAYERS_NEON
+static const char *const mn_simd_names[] = {"neon"};
+#else
+static const char *const mn_simd_names[] = {"portable"};
+#endif
+static inline int mn_simd_count(void) { return (int)(sizeof mn_simd_names / sizeof *mn_simd_names); }
+static inline const char *mn_simd_name(int level) { return mn_simd_names[level]; }
 static int mn_simd_level = 0;
 
-/* The best variant this CPU can run (0 where this build has only the baseline). */
+/* The best level this CPU can run. */
 static inline int mn_cpu_simd_level(void) {
-#if MN_HAVE_X86_VARIANTS
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return 0;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq")
-        && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw")) return 2;
-    return 1;
+#if MN_LAYERS_X86
+    return mn_x86_level();
 #else
     return 0;
 #endif
 }
 
-/* Use the best variant up to `wanted` that the CPU supports; returns the level in use. */
+/* Use the best level up to `wanted` that the CPU supports; returns the level in use. */
 static inline int mn_simd_init(int wanted) {
     const int best = mn_cpu_simd_level();
     mn_simd_level = wanted < best ? wanted : best;
     return mn_simd_level;
 }
 
-/* Samples (pixels) per dense-column pass for hp hidden units of `itemsize` bytes, with the
- * variant in use: as in fused_body.h's MN_DENSE_COUNT for the first block. */
-static inline int mn_dense_count(int64_t hp, int64_t itemsize) {
-    const int64_t bytes = mn_simd_level == 2 ? 64 : 32;
-    int64_t nv = hp * itemsize / bytes;
-    nv = nv > MN_NV ? MN_NV : nv < 1 ? 1 : nv;
-    const int64_t count = MN_ACC_REGS_FOR(bytes) / nv;
-    return count > MN_DENSE_MAX ? MN_DENSE_MAX : count < 1 ? 1 : (int)count;
-}
-
-#if MN_HAVE_X86_VARIANTS
+#if MN_LAYERS_X86
 #define MN_DISPATCH(name, suffix, ...) \
     (mn_simd_level == 2 ? name##_##suffix##_avx512(__VA_ARGS__) \
      : mn_simd_level == 1 ? name##_##suffix##_avx2(__VA_ARGS__) \
@@ -179,6 +154,13 @@ static inline int mn_dense_count(int64_t hp, int64_t itemsize) {
 #else
 #define MN_DISPATCH(name, suffix, ...) name##_##suffix##_base(__VA_ARGS__)
 #endif
+
+/* Samples (pixels) per dense-column pass for hp hidden units of `itemsize` bytes, with the
+ * target in use (fused_body.h's MN_DENSE_COUNT for the first block). */
+static inline int mn_dense_count(int64_t hp, int64_t itemsize) {
+    return itemsize == 4 ? MN_DISPATCH(mn_dense_count, f32, hp)
+                         : MN_DISPATCH(mn_dense_count, f64, hp);
+}
 
 static inline void mn_chunk_f32(float *gw1, float *gw2t, float *gb2, double *stats, float *u,
     float *d, int64_t *cursor, int64_t *rows, float *o, const int64_t *indptr,

@@ -1,8 +1,10 @@
 /* One sample-chunk of the fused training pass, and the chunk reduction + weight update.
  *
- * Included by fused.h once per (element type, instruction set): T is float or double, VT a
- * vector of T, VL its lane count, MN_FN(name) the suffixed function name and MN_TARGET the
- * target attribute.  Layouts (hp = hidden padded to a multiple of VL):
+ * Included by fused_variants.h once per (element type, target): T is float or double, and
+ * the target's layer (simd_*.h) gives VT, a vector of T, VL its lane count, the operations
+ * on it (V_LOAD, V_FMA, ...) and its register blocking (MN_NV, MN_ACC_REGS,
+ * MN_CHAIN_SETS); MN_FN(name) is the suffixed function name and MN_TARGET the target
+ * attribute.  Layouts (hp = hidden padded to a multiple of VL):
  *   w1   (n_in + 1, hp)  input-to-hidden weights, bias weights in row n_in, zero padding
  *   w2t  (k, hp)         hidden-to-output weights transposed, zero padding; b2 (k) the biases
  *   gw1, gw2t, gb2       this chunk's gradient sums, same layouts
@@ -22,29 +24,24 @@
  * a Taylor polynomial for exp(r) (error below an ulp: degree 7 for float, 13 for double) and
  * 2^n put straight into the exponent bits; then (x >= 0 ? 1 : e) / (1 + e).  About ten times
  * faster than calling expf/exp lane by lane, and as accurate. */
-MN_TARGET static inline __attribute__((always_inline)) VT MN_FN(mn_vsigmoid)(VT x)
+MN_TARGET static MN_ALWAYS_INLINE VT MN_FN(mn_vsigmoid)(VT x)
 {
-    const VT zero = {0};
-    const IVT neg = x < zero;
-    VT a = (VT)(((IVT)x & ~neg) | ((IVT)(-x) & neg));  /* |x| */
-    a = (VT)(((IVT)a & (a < (T)MN_EXP_MAX)) | ((IVT)(zero + (T)MN_EXP_MAX) & ~(a < (T)MN_EXP_MAX)));
-    const VT y = -a;                                     /* in [-MN_EXP_MAX, 0] */
-    const VT t = y * (T)1.4426950408889634 + (T)MN_ROUND_MAGIC;
-    const VT n = t - (T)MN_ROUND_MAGIC;                  /* nearest integer to y / ln2 */
-    const VT r = (y - n * (T)MN_LN2_HI) - n * (T)MN_LN2_LO;
-    VT p = zero + (T)MN_EXP_C[MN_EXP_DEGREE];
-    MN_UNROLL for (int i = MN_EXP_DEGREE - 1; i >= 0; i--) p = p * r + (T)MN_EXP_C[i];
-    const IVT ni = __builtin_convertvector(n, IVT);
-    const VT scale = (VT)((ni + MN_EXP_BIAS) << MN_MANT_BITS);
-    const VT e = p * scale;
-    const VT one = zero + (T)1;
-    const VT num = (VT)(((IVT)e & neg) | ((IVT)one & ~neg));
-    return num / (one + e);
+    const VT a = V_MIN(V_ABS(x), V_SET1((T)MN_EXP_MAX));
+    const VT y = V_SUB(V_ZERO(), a);                     /* in [-MN_EXP_MAX, 0] */
+    const VT t = V_FMA(y, V_SET1((T)1.4426950408889634), V_SET1((T)MN_ROUND_MAGIC));
+    const VT n = V_SUB(t, V_SET1((T)MN_ROUND_MAGIC));    /* nearest integer to y / ln2 */
+    const VT r = V_FMA(n, V_SET1((T)-MN_LN2_LO), V_FMA(n, V_SET1((T)-MN_LN2_HI), y));
+    VT p = V_SET1((T)MN_EXP_C[MN_EXP_DEGREE]);
+    MN_UNROLL for (int i = MN_EXP_DEGREE - 1; i >= 0; i--)
+        p = V_FMA(p, r, V_SET1((T)MN_EXP_C[i]));
+    const VT e = V_MUL(p, V_POW2I(t));
+    const VT one = V_SET1((T)1);
+    return V_DIV(V_IF_NEG(x, e, one), V_ADD(one, e));
 }
 
 /* Hidden sums of a group, one block of nv vectors (a constant after inlining, so a sample's
  * block lives in registers while its pixels of a tile stream past): u[s] = bias + x_s w1. */
-MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_block)(
+MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_hidden_block)(
     T *u, int64_t *cursor, const int64_t *rows, int64_t ns, const int64_t *indptr,
     const uint16_t *indices, const T *values, const T *w1, int64_t n_in, int64_t hp,
     int64_t j0, const int nv)
@@ -53,7 +50,7 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_bloc
     const int64_t tile = MN_HIDDEN_TILE_BYTES(row_bytes) / row_bytes;
     const T *bias = w1 + n_in * hp + j0, *w1j0 = w1 + j0;
     for (int64_t s = 0; s < ns; s++) {
-        MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(u + s * hp + j0 + v * VL, MN_LOAD(bias + v * VL));
+        MN_UNROLL for (int v = 0; v < nv; v++) V_STORE(u + s * hp + j0 + v * VL, V_LOAD(bias + v * VL));
         cursor[s] = indptr[rows[s]];
     }
     for (int64_t t0 = 0; t0 < n_in; t0 += tile) {
@@ -64,7 +61,7 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_bloc
             if (p == end || indices[p] >= t1) continue;
             VT acc[MN_NV];
             T *us = u + s * hp + j0;
-            MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = MN_LOAD(us + v * VL);
+            MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = V_LOAD(us + v * VL);
             /* Few vectors: too few independent multiply-add chains to hide their latency,
              * so consecutive entries go round-robin to `sets` sets of sums (fixed by nv,
              * so the order of every sum is fixed). */
@@ -72,30 +69,31 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_bloc
             if (sets > 1) {
                 VT more[MN_MAX_SETS - 1][MN_NV];
                 MN_UNROLL for (int q = 0; q < sets - 1; q++)
-                    MN_UNROLL for (int v = 0; v < nv; v++) more[q][v] = (VT){0};
+                    MN_UNROLL for (int v = 0; v < nv; v++) more[q][v] = V_ZERO();
                 for (; p + sets - 1 < end && indices[p + sets - 1] < t1; p += sets) {
                     const T *row = w1j0 + (int64_t)indices[p] * hp;
-                    const T x = values[p];
-                    MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += x * MN_LOAD(row + v * VL);
+                    const VT x = V_SET1(values[p]);
+                    MN_UNROLL for (int v = 0; v < nv; v++)
+                        acc[v] = V_FMA(x, V_LOAD(row + v * VL), acc[v]);
                     MN_UNROLL for (int q = 0; q < sets - 1; q++) {
                         const T *rq = w1j0 + (int64_t)indices[p + 1 + q] * hp;
-                        const T xq = values[p + 1 + q];
+                        const VT xq = V_SET1(values[p + 1 + q]);
                         MN_UNROLL for (int v = 0; v < nv; v++)
-                            more[q][v] += xq * MN_LOAD(rq + v * VL);
+                            more[q][v] = V_FMA(xq, V_LOAD(rq + v * VL), more[q][v]);
                     }
                 }
                 if (sets == 4)
                     MN_UNROLL for (int v = 0; v < nv; v++)
-                        acc[v] = (acc[v] + more[0][v]) + (more[1][v] + more[2][v]);
+                        acc[v] = V_ADD(V_ADD(acc[v], more[0][v]), V_ADD(more[1][v], more[2][v]));
                 else
-                    MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += more[0][v];
+                    MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = V_ADD(acc[v], more[0][v]);
             }
             for (; p < end && indices[p] < t1; p++) {
-                const T x = values[p];
+                const VT x = V_SET1(values[p]);
                 const T *row = w1j0 + (int64_t)indices[p] * hp;
-                MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += x * MN_LOAD(row + v * VL);
+                MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = V_FMA(x, V_LOAD(row + v * VL), acc[v]);
             }
-            MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(us + v * VL, acc[v]);
+            MN_UNROLL for (int v = 0; v < nv; v++) V_STORE(us + v * VL, acc[v]);
             cursor[s] = p;
         }
     }
@@ -103,7 +101,7 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_hidden_bloc
 
 /* Gradient of a group, one block: gw1[pixel] += x * d[s] for each nonzero pixel of each
  * sample, tile by tile; then the bias row gets every d[s] (its input is 1). */
-MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_block)(
+MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_scatter_block)(
     T *gw1, int64_t *cursor, const T *d, const int64_t *rows, int64_t ns,
     const int64_t *indptr, const uint16_t *indices, const T *values, int64_t n_in, int64_t hp,
     int64_t j0, const int nv)
@@ -111,12 +109,13 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_blo
     const int64_t tile = MN_SCATTER_TILE_BYTES / (nv * VL * (int64_t)sizeof(T));
     VT bias[MN_NV];
     T *gb = gw1 + n_in * hp + j0, *gw1j0 = gw1 + j0;
-    MN_UNROLL for (int v = 0; v < nv; v++) bias[v] = MN_LOAD(gb + v * VL);
+    MN_UNROLL for (int v = 0; v < nv; v++) bias[v] = V_LOAD(gb + v * VL);
     for (int64_t s = 0; s < ns; s++) {
-        MN_UNROLL for (int v = 0; v < nv; v++) bias[v] += MN_LOAD(d + s * hp + j0 + v * VL);
+        MN_UNROLL for (int v = 0; v < nv; v++)
+            bias[v] = V_ADD(bias[v], V_LOAD(d + s * hp + j0 + v * VL));
         cursor[s] = indptr[rows[s]];
     }
-    MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(gb + v * VL, bias[v]);
+    MN_UNROLL for (int v = 0; v < nv; v++) V_STORE(gb + v * VL, bias[v]);
     for (int64_t t0 = 0; t0 < n_in; t0 += tile) {
         const int64_t t1 = t0 + tile < n_in ? t0 + tile : n_in;
         for (int64_t s = 0; s < ns; s++) {
@@ -124,11 +123,12 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_blo
             const int64_t end = indptr[rows[s] + 1];
             if (p == end || indices[p] >= t1) continue;
             VT ds[MN_NV];
-            MN_UNROLL for (int v = 0; v < nv; v++) ds[v] = MN_LOAD(d + s * hp + j0 + v * VL);
+            MN_UNROLL for (int v = 0; v < nv; v++) ds[v] = V_LOAD(d + s * hp + j0 + v * VL);
             for (; p < end && indices[p] < t1; p++) {
-                const T x = values[p];
+                const VT x = V_SET1(values[p]);
                 T *g = gw1j0 + (int64_t)indices[p] * hp;
-                MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(g + v * VL, MN_LOAD(g + v * VL) + x * ds[v]);
+                MN_UNROLL for (int v = 0; v < nv; v++)
+                    V_STORE(g + v * VL, V_FMA(x, ds[v], V_LOAD(g + v * VL)));
             }
             cursor[s] = p;
         }
@@ -141,7 +141,7 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_scatter_blo
  * run to the next and its exit is predicted; in pixel order it was mispredicted about once
  * a run.  Measured alone on the lab's 1,000 images (hidden 30, AVX-512, groups of 32): 61 us,
  * 101 us with the runs in pixel order, 117 us for mn_scatter_block's per-sample scatter. */
-MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_runs_block)(
+MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_runs_block)(
     T *gw1, const T *d, int64_t ns, const int64_t *run_start, const uint16_t *run_pixel,
     const uint8_t *sample, const T *value, int64_t r0, int64_t r1, int64_t n_in, int64_t hp,
     int64_t j0, const int nv)
@@ -149,38 +149,49 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_runs_block)
     VT acc[MN_NV];
     T *gb = gw1 + n_in * hp + j0, *gw1j0 = gw1 + j0;
     const T *dj0 = d + j0;
-    MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = MN_LOAD(gb + v * VL);
+    MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = V_LOAD(gb + v * VL);
     for (int64_t s = 0; s < ns; s++)
-        MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += MN_LOAD(dj0 + s * hp + v * VL);
-    MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(gb + v * VL, acc[v]);
+        MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = V_ADD(acc[v], V_LOAD(dj0 + s * hp + v * VL));
+    MN_UNROLL for (int v = 0; v < nv; v++) V_STORE(gb + v * VL, acc[v]);
     for (int64_t r = r0; r < r1; r++) {
         T *g = gw1j0 + (int64_t)run_pixel[r] * hp;
-        MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = MN_LOAD(g + v * VL);
+        MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = V_LOAD(g + v * VL);
         for (int64_t e = run_start[r]; e < run_start[r + 1]; e++) {
-            const T x = value[e];
+            const VT x = V_SET1(value[e]);
             const T *ds = dj0 + (int64_t)sample[e] * hp;
-            MN_UNROLL for (int v = 0; v < nv; v++) acc[v] += x * MN_LOAD(ds + v * VL);
+            MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = V_FMA(x, V_LOAD(ds + v * VL), acc[v]);
         }
-        MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(g + v * VL, acc[v]);
+        MN_UNROLL for (int v = 0; v < nv; v++) V_STORE(g + v * VL, acc[v]);
     }
 }
 
 /* Run BLOCK over all of hp: full blocks of MN_NV vectors, then the remainder with a
- * constant count, so every call site is specialised. */
+ * constant count, so every call site is specialised (layers have MN_NV <= 16). */
+#define MN_BLOCK (MN_NV * VL)
+#define MN_CASE(k, BLOCK, ...) case k: BLOCK(__VA_ARGS__, j0_, k); break;
+#if MN_NV > 10
+#define MN_CASES_10_TO_15(BLOCK, ...) MN_CASE(10, BLOCK, __VA_ARGS__) \
+    MN_CASE(11, BLOCK, __VA_ARGS__) MN_CASE(12, BLOCK, __VA_ARGS__) \
+    MN_CASE(13, BLOCK, __VA_ARGS__) MN_CASE(14, BLOCK, __VA_ARGS__) \
+    MN_CASE(15, BLOCK, __VA_ARGS__)
+#else
+#define MN_CASES_10_TO_15(BLOCK, ...)
+#endif
 #define MN_OVER_BLOCKS(BLOCK, ...) do { \
     const int64_t nvec_ = hp / VL; int64_t j0_ = 0; \
     for (; j0_ + MN_BLOCK <= hp; j0_ += MN_BLOCK) BLOCK(__VA_ARGS__, j0_, MN_NV); \
     switch (nvec_ % MN_NV) { \
-    case 1: BLOCK(__VA_ARGS__, j0_, 1); break; case 2: BLOCK(__VA_ARGS__, j0_, 2); break; \
-    case 3: BLOCK(__VA_ARGS__, j0_, 3); break; case 4: BLOCK(__VA_ARGS__, j0_, 4); break; \
-    case 5: BLOCK(__VA_ARGS__, j0_, 5); break; case 6: BLOCK(__VA_ARGS__, j0_, 6); break; \
-    case 7: BLOCK(__VA_ARGS__, j0_, 7); break; case 8: BLOCK(__VA_ARGS__, j0_, 8); break; \
-    case 9: BLOCK(__VA_ARGS__, j0_, 9); break; default: break; } } while (0)
+    MN_CASE(1, BLOCK, __VA_ARGS__) MN_CASE(2, BLOCK, __VA_ARGS__) \
+    MN_CASE(3, BLOCK, __VA_ARGS__) MN_CASE(4, BLOCK, __VA_ARGS__) \
+    MN_CASE(5, BLOCK, __VA_ARGS__) MN_CASE(6, BLOCK, __VA_ARGS__) \
+    MN_CASE(7, BLOCK, __VA_ARGS__) MN_CASE(8, BLOCK, __VA_ARGS__) \
+    MN_CASE(9, BLOCK, __VA_ARGS__) MN_CASES_10_TO_15(BLOCK, __VA_ARGS__) \
+    default: break; } } while (0)
 
 /* The hidden sums and the input layer's gradient of a group, over all blocks.  Out of line:
  * inlined into the large mn_chunk, their inner loops lost registers to spills (measured
  * about 1.5x slower). */
-MN_TARGET static __attribute__((noinline)) void MN_FN(mn_hidden_group)(
+MN_TARGET static MN_NOINLINE void MN_FN(mn_hidden_group)(
     T *u, int64_t *cursor, const int64_t *rows, int64_t ns, const int64_t *indptr,
     const uint16_t *indices, const T *values, const T *w1, int64_t n_in, int64_t hp)
 {
@@ -188,7 +199,7 @@ MN_TARGET static __attribute__((noinline)) void MN_FN(mn_hidden_group)(
                    n_in, hp);
 }
 
-MN_TARGET static __attribute__((noinline)) void MN_FN(mn_scatter_group)(
+MN_TARGET static MN_NOINLINE void MN_FN(mn_scatter_group)(
     T *gw1, int64_t *cursor, const T *d, const int64_t *rows, int64_t ns,
     const int64_t *indptr, const uint16_t *indices, const T *values, int64_t n_in, int64_t hp)
 {
@@ -196,7 +207,7 @@ MN_TARGET static __attribute__((noinline)) void MN_FN(mn_scatter_group)(
                    n_in, hp);
 }
 
-MN_TARGET static __attribute__((noinline)) void MN_FN(mn_runs_group)(
+MN_TARGET static MN_NOINLINE void MN_FN(mn_runs_group)(
     T *gw1, const T *d, int64_t ns, const mn_runs *runs, int64_t group, int64_t n_in,
     int64_t hp)
 {
@@ -210,12 +221,11 @@ MN_TARGET static __attribute__((noinline)) void MN_FN(mn_runs_group)(
  * entry, and every weight row loaded serves several samples (forward) or every delta
  * loaded serves several pixels (gradient), with the sums in registers.  MN_DENSE_COUNT(nv)
  * samples (pixels) at a time: as many as the registers hold next to nv vectors. */
-#define MN_ACC_REGS MN_ACC_REGS_FOR(VL * (int)sizeof(T))
 #define MN_DENSE_COUNT(nv) (MN_ACC_REGS / (nv) >= MN_DENSE_MAX ? MN_DENSE_MAX \
                             : MN_ACC_REGS / (nv) < 1 ? 1 : MN_ACC_REGS / (nv))
 
 /* u[i] += sum over dense columns c of xd[rows[i]][c] * w1[dcols[c]], for `count` samples. */
-MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_dense_hidden_rows)(
+MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_dense_hidden_rows)(
     T *u, const int64_t *rows, const T *xd, int64_t m, const int64_t *dcols, const T *w1,
     int64_t hp, int64_t j0, const int nv, const int count)
 {
@@ -223,22 +233,22 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_dense_hidde
     const T *x[MN_DENSE_MAX];
     MN_UNROLL for (int i = 0; i < count; i++) {
         x[i] = xd + rows[i] * m;
-        MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] = MN_LOAD(u + i * hp + j0 + v * VL);
+        MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] = V_LOAD(u + i * hp + j0 + v * VL);
     }
     for (int64_t c = 0; c < m; c++) {
         const T *row = w1 + dcols[c] * hp + j0;
         VT r[MN_NV];
-        MN_UNROLL for (int v = 0; v < nv; v++) r[v] = MN_LOAD(row + v * VL);
+        MN_UNROLL for (int v = 0; v < nv; v++) r[v] = V_LOAD(row + v * VL);
         MN_UNROLL for (int i = 0; i < count; i++) {
-            const T xi = x[i][c];
-            MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] += xi * r[v];
+            const VT xi = V_SET1(x[i][c]);
+            MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] = V_FMA(xi, r[v], acc[i][v]);
         }
     }
     MN_UNROLL for (int i = 0; i < count; i++)
-        MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(u + i * hp + j0 + v * VL, acc[i][v]);
+        MN_UNROLL for (int v = 0; v < nv; v++) V_STORE(u + i * hp + j0 + v * VL, acc[i][v]);
 }
 
-MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_dense_hidden_block)(
+MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_dense_hidden_block)(
     T *u, const int64_t *rows, int64_t ns, const T *xd, int64_t m, const int64_t *dcols,
     const T *w1, int64_t hp, int64_t j0, const int nv)
 {
@@ -252,29 +262,30 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_dense_hidde
 
 /* gw1[dcols[c0 + i]] += sum over the group's samples s, in order, of xd[rows[s]][c0 + i] d[s],
  * for `count` columns. */
-MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_dense_scatter_cols)(
+MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_dense_scatter_cols)(
     T *gw1, const T *d, const int64_t *rows, int64_t ns, const T *xd, int64_t m,
     const int64_t *dcols, int64_t c0, int64_t hp, int64_t j0, const int nv, const int count)
 {
     VT acc[MN_DENSE_MAX][MN_NV];
     MN_UNROLL for (int i = 0; i < count; i++)
-        MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] = (VT){0};
+        MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] = V_ZERO();
     for (int64_t s = 0; s < ns; s++) {
         const T *x = xd + rows[s] * m + c0;
         VT ds[MN_NV];
-        MN_UNROLL for (int v = 0; v < nv; v++) ds[v] = MN_LOAD(d + s * hp + j0 + v * VL);
+        MN_UNROLL for (int v = 0; v < nv; v++) ds[v] = V_LOAD(d + s * hp + j0 + v * VL);
         MN_UNROLL for (int i = 0; i < count; i++) {
-            const T xi = x[i];
-            MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] += xi * ds[v];
+            const VT xi = V_SET1(x[i]);
+            MN_UNROLL for (int v = 0; v < nv; v++) acc[i][v] = V_FMA(xi, ds[v], acc[i][v]);
         }
     }
     MN_UNROLL for (int i = 0; i < count; i++) {
         T *g = gw1 + dcols[c0 + i] * hp + j0;
-        MN_UNROLL for (int v = 0; v < nv; v++) MN_STORE(g + v * VL, MN_LOAD(g + v * VL) + acc[i][v]);
+        MN_UNROLL for (int v = 0; v < nv; v++)
+            V_STORE(g + v * VL, V_ADD(V_LOAD(g + v * VL), acc[i][v]));
     }
 }
 
-MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_dense_scatter_block)(
+MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_dense_scatter_block)(
     T *gw1, const T *d, const int64_t *rows, int64_t ns, const T *xd, int64_t m,
     const int64_t *dcols, int64_t hp, int64_t j0, const int nv)
 {
@@ -286,22 +297,28 @@ MN_TARGET static inline __attribute__((always_inline)) void MN_FN(mn_dense_scatt
         MN_FN(mn_dense_scatter_cols)(gw1, d, rows, ns, xd, m, dcols, c, hp, j0, nv, 1);
 }
 
-MN_TARGET static __attribute__((noinline)) void MN_FN(mn_dense_hidden_group)(
+MN_TARGET static MN_NOINLINE void MN_FN(mn_dense_hidden_group)(
     T *u, const int64_t *rows, int64_t ns, const T *xd, int64_t m, const int64_t *dcols,
     const T *w1, int64_t hp)
 {
     MN_OVER_BLOCKS(MN_FN(mn_dense_hidden_block), u, rows, ns, xd, m, dcols, w1, hp);
 }
 
-MN_TARGET static __attribute__((noinline)) void MN_FN(mn_dense_scatter_group)(
+MN_TARGET static MN_NOINLINE void MN_FN(mn_dense_scatter_group)(
     T *gw1, const T *d, const int64_t *rows, int64_t ns, const T *xd, int64_t m,
     const int64_t *dcols, int64_t hp)
 {
     MN_OVER_BLOCKS(MN_FN(mn_dense_scatter_block), gw1, d, rows, ns, xd, m, dcols, hp);
 }
 
+/* Samples (pixels) per dense-column pass in hp's first block (mn_dense_count in fused.h). */
+static inline int MN_FN(mn_dense_count)(int64_t hp)
+{
+    const int64_t nv = hp / VL;
+    return MN_DENSE_COUNT(nv > MN_NV ? MN_NV : nv < 1 ? 1 : (int)nv);
+}
+
 #undef MN_DENSE_COUNT
-#undef MN_ACC_REGS
 
 /* The output layer's weights by hidden unit, biases last: h + 1 rows of kp (k rounded up to
  * whole vectors, zero padded).  The output layer is then whole-vector multiply-adds with no
@@ -336,7 +353,7 @@ MN_TARGET static void MN_FN(mn_chunk)(
     double loss_sum = 0.0, correct = 0.0;
     int64_t j, kk, c;
     const int64_t kp = (k + VL - 1) / VL * VL;
-    const VT one = (VT){0} + (T)1;
+    const VT one = V_SET1((T)1);
     /* Scratch, rows of kp: o, the outputs; dko, the group's output deltas (MN_GROUP rows);
      * gbs, the chunk's bias gradient. */
     T *o = out, *dko = out + kp, *gbs = dko + MN_GROUP * kp;
@@ -358,7 +375,7 @@ MN_TARGET static void MN_FN(mn_chunk)(
             T *dh = d + s * hp;
             const T *y = targets + rows[s] * k;
             if (act == MN_ACT_SIGMOID) {
-                for (j = 0; j < hp; j += VL) MN_STORE(oh + j, MN_FN(mn_vsigmoid)(MN_LOAD(oh + j)));
+                for (j = 0; j < hp; j += VL) V_STORE(oh + j, MN_FN(mn_vsigmoid)(V_LOAD(oh + j)));
             } else {
                 for (j = 0; j < h; j++) oh[j] = MN_ACTIVATE(oh[j], act);
             }
@@ -367,17 +384,17 @@ MN_TARGET static void MN_FN(mn_chunk)(
             /* Output layer: bias + sum over hidden units j of oh[j] * (row j of w2), in four
              * interleaved partial sums (independent multiply-add chains). */
             for (c = 0; c < kp; c += VL) {
-                VT a = MN_LOAD(w2 + h * kp + c), a1 = {0}, a2 = {0}, a3 = {0};
+                VT a = V_LOAD(w2 + h * kp + c), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
                 for (j = 0; j + 4 <= h; j += 4) {
-                    a += oh[j] * MN_LOAD(w2 + j * kp + c);
-                    a1 += oh[j + 1] * MN_LOAD(w2 + (j + 1) * kp + c);
-                    a2 += oh[j + 2] * MN_LOAD(w2 + (j + 2) * kp + c);
-                    a3 += oh[j + 3] * MN_LOAD(w2 + (j + 3) * kp + c);
+                    a = V_FMA(V_SET1(oh[j]), V_LOAD(w2 + j * kp + c), a);
+                    a1 = V_FMA(V_SET1(oh[j + 1]), V_LOAD(w2 + (j + 1) * kp + c), a1);
+                    a2 = V_FMA(V_SET1(oh[j + 2]), V_LOAD(w2 + (j + 2) * kp + c), a2);
+                    a3 = V_FMA(V_SET1(oh[j + 3]), V_LOAD(w2 + (j + 3) * kp + c), a3);
                 }
-                for (; j < h; j++) a += oh[j] * MN_LOAD(w2 + j * kp + c);
-                a += (a1 + a2) + a3;
+                for (; j < h; j++) a = V_FMA(V_SET1(oh[j]), V_LOAD(w2 + j * kp + c), a);
+                a = V_ADD(a, V_ADD(V_ADD(a1, a2), a3));
                 if (loss != MN_LOSS_XE && act == MN_ACT_SIGMOID) a = MN_FN(mn_vsigmoid)(a);
-                MN_STORE(o + c, a);
+                V_STORE(o + c, a);
             }
             if (loss == MN_LOSS_XE) {  /* softmax, its maximum subtracted; log-softmax for the loss */
                 T top = o[0];
@@ -428,15 +445,15 @@ MN_TARGET static void MN_FN(mn_chunk)(
                 dk[kk] = (loss == MN_LOSS_XE) ? o[kk] - y[kk]
                          : (T)2 * (o[kk] - y[kk]) * MN_DERIVATIVE(o[kk], act);
             for (; kk < kp; kk++) dk[kk] = 0;
-            for (c = 0; c < kp; c += VL) MN_STORE(gbs + c, MN_LOAD(gbs + c) + MN_LOAD(dk + c));
+            for (c = 0; c < kp; c += VL) V_STORE(gbs + c, V_ADD(V_LOAD(gbs + c), V_LOAD(dk + c)));
             for (j = 0; j < hp; j += VL) {
-                VT a = {0};
-                for (kk = 0; kk < k; kk++) a += dk[kk] * MN_LOAD(w2t + kk * hp + j);
+                VT a = V_ZERO();
+                for (kk = 0; kk < k; kk++) a = V_FMA(V_SET1(dk[kk]), V_LOAD(w2t + kk * hp + j), a);
                 if (act == MN_ACT_SIGMOID) {  /* sigmoid' = o (1 - o) */
-                    const VT ov = MN_LOAD(oh + j);
-                    a *= ov * (one - ov);
+                    const VT ov = V_LOAD(oh + j);
+                    a = V_MUL(a, V_MUL(ov, V_SUB(one, ov)));
                 }
-                MN_STORE(dh + j, a);
+                V_STORE(dh + j, a);
             }
             if (act != MN_ACT_SIGMOID)
                 for (j = 0; j < h; j++) dh[j] *= MN_DERIVATIVE(oh[j], act);
@@ -448,25 +465,26 @@ MN_TARGET static void MN_FN(mn_chunk)(
             /* Four outputs at a time: four independent multiply-add chains. */
             for (kk = 0; kk + 4 <= k; kk += 4) {
                 T *g = gw2t + kk * hp + j;
-                VT a0 = MN_LOAD(g), a1 = MN_LOAD(g + hp), a2 = MN_LOAD(g + 2 * hp),
-                   a3 = MN_LOAD(g + 3 * hp);
+                VT a0 = V_LOAD(g), a1 = V_LOAD(g + hp), a2 = V_LOAD(g + 2 * hp),
+                   a3 = V_LOAD(g + 3 * hp);
                 for (int64_t s = 0; s < ns; s++) {
-                    const VT hs = MN_LOAD(u + s * hp + j);
+                    const VT hs = V_LOAD(u + s * hp + j);
                     const T *dks = dko + s * kp + kk;
-                    a0 += dks[0] * hs;
-                    a1 += dks[1] * hs;
-                    a2 += dks[2] * hs;
-                    a3 += dks[3] * hs;
+                    a0 = V_FMA(V_SET1(dks[0]), hs, a0);
+                    a1 = V_FMA(V_SET1(dks[1]), hs, a1);
+                    a2 = V_FMA(V_SET1(dks[2]), hs, a2);
+                    a3 = V_FMA(V_SET1(dks[3]), hs, a3);
                 }
-                MN_STORE(g, a0);
-                MN_STORE(g + hp, a1);
-                MN_STORE(g + 2 * hp, a2);
-                MN_STORE(g + 3 * hp, a3);
+                V_STORE(g, a0);
+                V_STORE(g + hp, a1);
+                V_STORE(g + 2 * hp, a2);
+                V_STORE(g + 3 * hp, a3);
             }
             for (; kk < k; kk++) {
-                VT a = MN_LOAD(gw2t + kk * hp + j);
-                for (int64_t s = 0; s < ns; s++) a += dko[s * kp + kk] * MN_LOAD(u + s * hp + j);
-                MN_STORE(gw2t + kk * hp + j, a);
+                VT a = V_LOAD(gw2t + kk * hp + j);
+                for (int64_t s = 0; s < ns; s++)
+                    a = V_FMA(V_SET1(dko[s * kp + kk]), V_LOAD(u + s * hp + j), a);
+                V_STORE(gw2t + kk * hp + j, a);
             }
         }
         /* The input layer's gradient for the whole group: from its runs when the data set
@@ -504,3 +522,6 @@ MN_TARGET static void MN_FN(mn_reduce_update)(
 }
 
 #undef MN_OVER_BLOCKS
+#undef MN_CASES_10_TO_15
+#undef MN_CASE
+#undef MN_BLOCK

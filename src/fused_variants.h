@@ -1,46 +1,38 @@
-/* The kernels of fused_body.h for one element type, three times: baseline and AVX2+FMA on
- * 32-byte vectors, AVX-512 on 64-byte ones (x86-64 only).  fused.h defines the type's
- * constants (T, MN_SFX, the vector types, the exp constants, MN_ACTIVATE) before including
- * this file; it undefines them all at the end, ready for the next type. */
-#define MN_BLOCK (MN_NV * VL)
-
-#define VT MN_VT32
-#define IVT MN_IVT32
-#define VL (32 / (int)sizeof(T))
+/* The kernels of fused_body.h for one element type, once per target of this architecture:
+ * on x86, the SSE2 baseline, AVX2+FMA and AVX-512; on aarch64, NEON; elsewhere (or with
+ * MN_SIMD_SCALAR=1), the portable layer.  Each target is a layer (simd_*.h) of the same
+ * named operations under the one body.  fused.h defines the type's constants (T, MN_F64,
+ * MN_SFX, the exp constants, MN_ACTIVATE) before including this file; it undefines them all
+ * at the end, ready for the next type. */
+#if MN_LAYERS_X86
+#include "simd_sse2.h"
+#elif MN_LAYERS_NEON
+#include "simd_neon.h"
+#else
+#include "simd_scalar.h"
+#endif
 #define MN_TARGET
 #define MN_FN(name) MN_CAT(MN_CAT(name, MN_SFX), _base)
 #include "fused_body.h"
-#undef MN_FN
-#undef MN_TARGET
-#if MN_HAVE_X86_VARIANTS
-#define MN_TARGET MN_AVX2
+#include "simd_undef.h"
+
+#if MN_LAYERS_X86
+#include "simd_avx2.h"
+#define MN_TARGET MN_TARGET_AVX2
 #define MN_FN(name) MN_CAT(MN_CAT(name, MN_SFX), _avx2)
 #include "fused_body.h"
-#undef MN_FN
-#undef MN_TARGET
-#undef VT
-#undef IVT
-#undef VL
-#define VT MN_VT64
-#define IVT MN_IVT64
-#define VL (64 / (int)sizeof(T))
-#define MN_TARGET MN_AVX512
+#include "simd_undef.h"
+
+#include "simd_avx512.h"
+#define MN_TARGET MN_TARGET_AVX512
 #define MN_FN(name) MN_CAT(MN_CAT(name, MN_SFX), _avx512)
 #include "fused_body.h"
-#undef MN_FN
-#undef MN_TARGET
+#include "simd_undef.h"
 #endif
-#undef VT
-#undef IVT
-#undef VL
-#undef MN_BLOCK
 
 #undef T
+#undef MN_F64
 #undef MN_SFX
-#undef MN_VT32
-#undef MN_IVT32
-#undef MN_VT64
-#undef MN_IVT64
 #undef MN_EXP_DEGREE
 #undef MN_EXP_MAX
 #undef MN_ROUND_MAGIC

@@ -1,6 +1,14 @@
-/* What the build gives the kernels: OpenMP or serial stand-ins, and the compiler's name. */
+/* What the build gives the kernels, and every compiler and CPU difference in one place:
+ * OpenMP or serial stand-ins, the compiler's name, the architecture, inlining and unrolling
+ * hints, the per-target attributes that let GCC and Clang compile a function for a wider
+ * instruction set, and CPU detection.  MSVC gets plain C here (no GNU extensions): it needs
+ * no target attributes for intrinsics.  MN_PORTABLE=1 (MNIST_NATIVE_PORTABLE=1 at build
+ * time) builds with GCC or Clang the code MSVC gets wherever GCC can take it: no unroll
+ * pragmas, and the same CPU detection (MSVC's is the same code over its own cpuid). */
 #ifndef MNIST_NATIVE_PLATFORM_H
 #define MNIST_NATIVE_PLATFORM_H
+
+#include <stdint.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -23,6 +31,89 @@ static inline int mn_thread_num(void) { return 0; }
 #define MN_COMPILER "msvc " MN_STR(_MSC_FULL_VER)
 #else
 #define MN_COMPILER "unknown"
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__) || defined(_M_IX86)
+#define MN_X86 1
+#else
+#define MN_X86 0
+#endif
+#if defined(__aarch64__) || defined(_M_ARM64)
+#define MN_ARM64 1
+#else
+#define MN_ARM64 0
+#endif
+
+#ifndef MN_PORTABLE
+#define MN_PORTABLE 0
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define MN_ALWAYS_INLINE inline __attribute__((always_inline))
+#define MN_NOINLINE __attribute__((noinline))
+#define MN_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#define MN_TARGET_AVX512 __attribute__((target("avx512f,avx512dq,avx512vl,avx512bw,avx2,fma")))
+#if MN_PORTABLE
+#define MN_UNROLL
+#else
+#define MN_UNROLL _Pragma("GCC unroll 16")
+#endif
+#elif defined(_MSC_VER)
+#define MN_ALWAYS_INLINE __forceinline
+#define MN_NOINLINE __declspec(noinline)
+#define MN_TARGET_AVX2
+#define MN_TARGET_AVX512
+#define MN_UNROLL
+#else
+#define MN_ALWAYS_INLINE inline
+#define MN_NOINLINE
+#define MN_TARGET_AVX2
+#define MN_TARGET_AVX512
+#define MN_UNROLL
+#endif
+
+/* Compile-time checks without C11's _Static_assert (MSVC's C takes it only with /std:c11). */
+#define MN_STATIC_ASSERT(cond, name) typedef char name[(cond) ? 1 : -1]
+
+#if MN_X86
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+static inline void mn_cpuid(int leaf, int sub, unsigned regs[4]) {
+    int r[4];
+    __cpuidex(r, leaf, sub);
+    for (int i = 0; i < 4; i++) regs[i] = (unsigned)r[i];
+}
+static inline uint64_t mn_xgetbv0(void) { return _xgetbv(0); }
+#else
+#include <cpuid.h>
+static inline void mn_cpuid(int leaf, int sub, unsigned regs[4]) {
+    __cpuid_count(leaf, sub, regs[0], regs[1], regs[2], regs[3]);
+}
+static inline uint64_t mn_xgetbv0(void) {
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+#endif
+
+/* The widest x86 kernel variant the CPU and the operating system support: 2 = AVX-512
+ * (F, DQ, VL, BW), 1 = AVX2 + FMA, 0 = the baseline (SSE2).  Wide registers count only when
+ * the OS saves them (XCR0), as the Intel manual asks. */
+static inline int mn_x86_level(void) {
+    unsigned r[4];
+    mn_cpuid(0, 0, r);
+    if (r[0] < 7) return 0;
+    mn_cpuid(1, 0, r);
+    const unsigned fma = 1u << 12, osxsave = 1u << 27, avx = 1u << 28;
+    if ((r[2] & (fma | osxsave | avx)) != (fma | osxsave | avx)) return 0;
+    const uint64_t xcr0 = mn_xgetbv0();
+    if ((xcr0 & 0x6) != 0x6) return 0;  /* SSE and AVX state */
+    mn_cpuid(7, 0, r);
+    if (!(r[1] & (1u << 5))) return 0;  /* AVX2 */
+    const unsigned avx512 = (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31);  /* F DQ BW VL */
+    if ((r[1] & avx512) == avx512 && (xcr0 & 0xe0) == 0xe0) return 2;  /* opmask, ZMM state */
+    return 1;
+}
 #endif
 
 #endif
