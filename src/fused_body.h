@@ -166,7 +166,7 @@ MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_runs_block)(
 }
 
 /* Run BLOCK over all of hp: full blocks of MN_NV vectors, then the remainder with a
- * constant count, so every call site is specialised (layers have MN_NV <= 16). */
+ * constant count, so every call site is specialised (layers have 10 <= MN_NV <= 16). */
 #define MN_BLOCK (MN_NV * VL)
 #define MN_CASE(k, BLOCK, ...) case k: BLOCK(__VA_ARGS__, j0_, k); break;
 #if MN_NV > 10

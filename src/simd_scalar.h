@@ -42,6 +42,6 @@ static inline double mn_pow2i_f64(double t) {
 #define V_IF_NEG(x, a, b) ((x) < 0 ? (a) : (b))
 #define V_POW2I(t) MN_CAT(mn_pow2i, MN_SFX)(t)
 
-#define MN_NV 8
+#define MN_NV 10
 #define MN_ACC_REGS 12
 #define MN_CHAIN_SETS(nv) ((nv) <= 2 ? 4 : (nv) <= 4 ? 2 : 1)
