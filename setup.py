@@ -5,13 +5,17 @@ compiler setuptools will use (as scikit-learn does): a flag that compiles but do
 or run is no use.  Without OpenMP the package still builds, serial, with a loud warning;
 ``MNIST_NATIVE_REQUIRE_OPENMP=1`` turns that into an error, ``MNIST_NATIVE_NO_OPENMP=1``
 builds serial on purpose.  ``MNIST_NATIVE_DEBUG=1`` builds with Cython bounds checks on and
-AddressSanitizer/UBSan.
+AddressSanitizer/UBSan.  ``MNIST_NATIVE_PORTABLE=1`` defines ``MN_PORTABLE=1`` for both
+extensions: the kernels' portable code path (the one MSVC gets), built with any compiler.
+
+The OpenMP flags depend on the compiler, not on the OS (``src/openmp_build.py``): GCC
+``-fopenmp``, MSVC ``/openmp``, Apple clang ``-Xpreprocessor -fopenmp`` + ``-lomp`` from
+``MNIST_NATIVE_OPENMP_PREFIX`` or Homebrew's libomp, LLVM's clang either.  The compiler and
+the flags chosen are printed (``pip install -v`` shows them).
 """
+import glob
 import os
-import subprocess
 import sys
-import tempfile
-import textwrap
 import warnings
 
 import numpy as np
@@ -19,73 +23,56 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
-DEBUG = os.environ.get("MNIST_NATIVE_DEBUG", "") not in ("", "0")
-REQUIRE_OPENMP = os.environ.get("MNIST_NATIVE_REQUIRE_OPENMP", "") not in ("", "0")
+# src/openmp_build.py picks and proves the OpenMP flags.  src/ is not a package: put it on the
+# path, from this file's folder, which works in pip's isolated build and in an sdist too.
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "src"))
+import openmp_build  # noqa: E402
+
+
+def flag(name):
+    """A build switch from the environment: set and not "0"."""
+    return os.environ.get(name, "") not in ("", "0")
+
+
+DEBUG = flag("MNIST_NATIVE_DEBUG")
+REQUIRE_OPENMP = flag("MNIST_NATIVE_REQUIRE_OPENMP")
 # Build serial kernels on purpose (CI tests the fallback this way).
-NO_OPENMP = os.environ.get("MNIST_NATIVE_NO_OPENMP", "") not in ("", "0")
-
-OPENMP_TEST = textwrap.dedent(
-    """
-    #include <omp.h>
-    #include <stdio.h>
-    int main(void) {
-        int n = 0;
-        #pragma omp parallel reduction(+:n)
-        n += 1;
-        printf("%d %d\\n", n > 0, omp_get_max_threads());
-        return 0;
-    }
-    """
-)
-
-
-def openmp_flags(compiler_type):
-    """(compile flags, link flags) to try for OpenMP with this kind of compiler."""
-    if compiler_type == "msvc":
-        return ["/openmp"], []
-    if sys.platform == "darwin":
-        return ["-Xpreprocessor", "-fopenmp"], ["-lomp"]
-    return ["-fopenmp"], ["-fopenmp"]
-
-
-def openmp_works(compiler, cflags, ldflags):
-    """Compile, link and run the test program; True only if all three succeed."""
-    with tempfile.TemporaryDirectory() as tmp:
-        source = os.path.join(tmp, "omp_test.c")
-        with open(source, "w") as f:
-            f.write(OPENMP_TEST)
-        try:
-            objects = compiler.compile([source], output_dir=tmp, extra_postargs=cflags)
-            exe = os.path.join(tmp, "omp_test")
-            compiler.link_executable(objects, exe, extra_postargs=ldflags)
-            exe_file = exe + (".exe" if sys.platform == "win32" else "")
-            out = subprocess.run([exe_file], capture_output=True, text=True, timeout=60)
-        except Exception:
-            return False
-        return out.returncode == 0 and out.stdout.startswith("1 ")
+NO_OPENMP = flag("MNIST_NATIVE_NO_OPENMP")
+# The kernels' portable (MSVC-compatible) code path, built with any compiler: MN_PORTABLE=1.
+PORTABLE = flag("MNIST_NATIVE_PORTABLE")
 
 
 class BuildExt(build_ext):
     def build_extensions(self):
         ctype = self.compiler.compiler_type
-        cflags, ldflags = openmp_flags(ctype)
-        openmp = not NO_OPENMP and openmp_works(self.compiler, cflags, ldflags)
+        cflags, ldflags = [], []
+        openmp = False
         if NO_OPENMP:
             print("mnist_native: MNIST_NATIVE_NO_OPENMP is set: building serial kernels")
-            cflags, ldflags = [], []
-        elif not openmp:
-            message = (
-                "\n" + "*" * 72 + "\n"
-                "mnist_native: this compiler cannot build and run an OpenMP program\n"
-                f"(tried {' '.join(cflags + ldflags)}). Building SERIAL kernels: every\n"
-                "model will run on one core. Install OpenMP (gcc's libgomp, or\n"
-                "'brew install libomp' on macOS) and rebuild for multi-core speed.\n"
-                + "*" * 72
-            )
-            if REQUIRE_OPENMP:
-                raise RuntimeError(message + "\nMNIST_NATIVE_REQUIRE_OPENMP is set: refusing to build without OpenMP.")
-            warnings.warn(message)
-            cflags, ldflags = [], []
+        else:
+            chosen, tried, kind, description = openmp_build.find_openmp(self.compiler)
+            if chosen is not None:
+                openmp = True
+                cflags, ldflags = list(chosen.compile_args), list(chosen.link_args)
+                print(f"mnist_native: OpenMP with: {chosen.describe()}")
+            else:
+                message = (
+                    "\n" + "*" * 72 + "\n"
+                    "mnist_native: this compiler cannot build and run an OpenMP program.\n"
+                    f"Compiler: {kind} ({description}). Tried, in order:\n"
+                    + "".join(f"  {c.describe()}\n" for c in tried)
+                    + "Building SERIAL kernels: every model will run on one core. Install\n"
+                    "OpenMP and rebuild for multi-core speed: GCC's libgomp; with Clang,\n"
+                    "LLVM's libomp ('brew install libomp' on macOS, libomp-dev on Debian),\n"
+                    f"or point {openmp_build.PREFIX_VARIABLE} at a folder holding\n"
+                    "include/omp.h and lib/libomp; with MSVC, the C++ build tools.\n"
+                    + "*" * 72
+                )
+                if REQUIRE_OPENMP:
+                    raise RuntimeError(message + "\nMNIST_NATIVE_REQUIRE_OPENMP is set: "
+                                       "refusing to build without OpenMP.")
+                warnings.warn(message)
         if ctype == "msvc":
             opt = ["/O2"]
         else:
@@ -101,6 +88,9 @@ class BuildExt(build_ext):
 
 
 def extensions():
+    if PORTABLE:
+        print("mnist_native: MNIST_NATIVE_PORTABLE is set: building the portable kernels "
+              "(MN_PORTABLE=1)")
     directives = {
         "language_level": 3,
         "boundscheck": DEBUG,
@@ -113,9 +103,10 @@ def extensions():
             f"mnist_native.{name}",
             [f"src/{name}.pyx"],
             include_dirs=[np.get_include(), "src"],
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-            depends=["src/platform.h", "src/fused.h", "src/fused_variants.h",
-                     "src/fused_body.h"],
+            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+            + ([("MN_PORTABLE", "1")] if PORTABLE else []),
+            # Every header: the kernels' headers come and go as the SIMD layers grow.
+            depends=sorted(glob.glob(os.path.join("src", "*.h"))),
         )
         for name in ("_kernels", "_train")
     ]
