@@ -4,13 +4,18 @@
 step done by Cython + OpenMP kernels; ``mnist_native.reference`` holds the same network in
 plain NumPy, against which the kernels are tested.
 """
-from . import _fused, _kernels
-from ._threads import available_cpus, resolve_num_threads
-from .data import download_mnist, load_data, load_mnist
-from .history import TrainingHistory
-from .network import NeuralNetwork
-from .plotting import plot_learning_curves
-from .transfer_functions import dsigmoid, dtanh, sigmoid, softmax, tanh
+from ._extensions import require_extensions as _require_extensions
+
+# From a source checkout without a build, say so (not "cannot import name '_kernels'").
+_require_extensions(__name__, __path__[0])
+
+from . import _fused, _kernels  # noqa: E402
+from ._threads import available_cpus, resolve_num_threads  # noqa: E402
+from .data import download_mnist, load_data, load_mnist  # noqa: E402
+from .history import TrainingHistory  # noqa: E402
+from .network import NeuralNetwork  # noqa: E402
+from .plotting import plot_learning_curves  # noqa: E402
+from .transfer_functions import dsigmoid, dtanh, sigmoid, softmax, tanh  # noqa: E402
 
 __version__ = "0.1.0"
 
