@@ -23,7 +23,8 @@
 #     Runs under macOS's bash 3.2.  LIBOMP_ARCH=x86_64|arm64 overrides the architecture.
 #
 # Environment: PYTHON (the interpreter for the venvs, default python3; cibuildwheel needs 3.11+),
-# WHEELS_KEEP=1 keeps the temporary folder.
+# WHEELS_KEEP=1 keeps the temporary folder, WHEELS_BUILT=PATH checks that wheel instead of
+# building one.
 set -euo pipefail
 
 # --------------------------------------------------------------------------- install-libomp
@@ -253,25 +254,31 @@ for arch in arm64 x86_64; do
 done
 
 # --------------------------------------------------------------------------- 2. build, repair
-step "2. python -m build --wheel (MNIST_NATIVE_REQUIRE_OPENMP=1), from a clean copy"
-# From a copy of the files git tracks or would track (committed or not), as a fresh checkout
-# has them: a build/ folder or in-place .so files of other builds (debug, serial) can never
-# end up in the wheel.
-git ls-files -z --cached --others --exclude-standard \
-  | "$TOOLS/python" -c '
-import os, shutil, sys
-dest = sys.argv[1]
-for name in sys.stdin.buffer.read().decode().split("\0"):
-    if name and os.path.isfile(name):
-        os.makedirs(os.path.join(dest, os.path.dirname(name)), exist_ok=True)
-        shutil.copy2(name, os.path.join(dest, name))
-' "$WORK/src"
-MNIST_NATIVE_REQUIRE_OPENMP=1 "$TOOLS/python" -m build --wheel --outdir "$WORK/dist" "$WORK/src" \
-  > "$WORK/build.log" 2>&1 || { tail -n 60 "$WORK/build.log"; echo "wheels: build failed" >&2; exit 1; }
-# What setup.py chose (its own lines, else the OpenMP probe's compile and link).
-{ grep -E '^mnist_native: ' "$WORK/build.log" || grep -E 'omp_test' "$WORK/build.log" || true; } | head -n 4
-WHEEL="$(ls "$WORK"/dist/*.whl)"
-echo "built: $(basename "$WHEEL")"
+if [ -n "${WHEELS_BUILT:-}" ]; then
+  # .ci/run has built one already (from the sdist, with MNIST_NATIVE_REQUIRE_OPENMP=1).
+  step "2. the wheel given: $WHEELS_BUILT"
+  WHEEL="$(realpath "$WHEELS_BUILT")"
+else
+  step "2. python -m build --wheel (MNIST_NATIVE_REQUIRE_OPENMP=1), from a clean copy"
+  # From a copy of the files git tracks or would track (committed or not), as a fresh checkout
+  # has them: a build/ folder or in-place .so files of other builds (debug, serial) can never
+  # end up in the wheel.
+  git ls-files -z --cached --others --exclude-standard \
+    | "$TOOLS/python" -c '
+  import os, shutil, sys
+  dest = sys.argv[1]
+  for name in sys.stdin.buffer.read().decode().split("\0"):
+      if name and os.path.isfile(name):
+          os.makedirs(os.path.join(dest, os.path.dirname(name)), exist_ok=True)
+          shutil.copy2(name, os.path.join(dest, name))
+  ' "$WORK/src"
+  MNIST_NATIVE_REQUIRE_OPENMP=1 "$TOOLS/python" -m build --wheel --outdir "$WORK/dist" "$WORK/src" \
+    > "$WORK/build.log" 2>&1 || { tail -n 60 "$WORK/build.log"; echo "wheels: build failed" >&2; exit 1; }
+  # What setup.py chose (its own lines, else the OpenMP probe's compile and link).
+  { grep -E '^mnist_native: ' "$WORK/build.log" || grep -E 'omp_test' "$WORK/build.log" || true; } | head -n 4
+  WHEEL="$(ls "$WORK"/dist/*.whl)"
+  echo "built: $(basename "$WHEEL")"
+fi
 
 step "auditwheel show (built wheel)"
 auditwheel show "$WHEEL"
