@@ -111,7 +111,9 @@ def test_weights_actually_move():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("batch_size", [None, 64])
+# Mini-batches of 64 (one chunk per step) and of 1,100 (chunks of 512, 512 and 76: a step's
+# partial gradients summed across chunks, with a last partial batch of 800).
+@pytest.mark.parametrize("batch_size", [None, 64, 1100])
 def test_bitwise_identical_for_any_thread_count(dtype, batch_size):
     rng = np.random.default_rng(7)
     data = make_data(rng, 3000, 784, 10, density="mixed")
@@ -123,6 +125,8 @@ def test_bitwise_identical_for_any_thread_count(dtype, batch_size):
         assert np.array_equal(model.W_hidden_to_output, runs[0][0].W_hidden_to_output)
         assert history.loss == runs[0][1].loss
         assert history.train_accuracy == runs[0][1].train_accuracy
+    if batch_size == 1100:
+        assert _fused.n_chunks(batch_size) == 3
 
 
 # .ci/aarch64.sh runs these tests under qemu-user, where a subprocess cannot start
