@@ -1,30 +1,25 @@
 /* The portable layer, for any other architecture (and for testing: MN_SIMD_SCALAR=1): one
  * lane, plain C that the compiler may vectorise as it can.  Included as simd_avx2.h is. */
-#ifndef MNIST_NATIVE_SIMD_SCALAR_ONCE
-#define MNIST_NATIVE_SIMD_SCALAR_ONCE
 #include <string.h>
-/* 2^n from t = n + magic (see mn_vsigmoid), through the bits as the vector layers do. */
-static inline float mn_pow2i_f32(float t) {
-    const float magic = 12582912.0f;
-    int32_t bt, bm, bits;
-    float r;
-    memcpy(&bt, &t, sizeof bt);
-    memcpy(&bm, &magic, sizeof bm);
-    bits = (int32_t)((uint32_t)(bt - bm + 127) << 23);
-    memcpy(&r, &bits, sizeof r);
-    return r;
-}
-static inline double mn_pow2i_f64(double t) {
-    const double magic = 6755399441055744.0;
-    int64_t bt, bm, bits;
-    double r;
-    memcpy(&bt, &t, sizeof bt);
-    memcpy(&bm, &magic, sizeof bm);
-    bits = (int64_t)((uint64_t)(bt - bm + 1023) << 52);
-    memcpy(&r, &bits, sizeof r);
-    return r;
-}
+
+/* 2^n from t = n + MN_ROUND_MAGIC (see mn_vsigmoid), through the bits as the vector layers
+ * do, in unsigned integers of T's width. */
+#if MN_F64
+#define MN_BITS uint64_t
+#else
+#define MN_BITS uint32_t
 #endif
+static inline T MN_CAT(mn_pow2i, MN_SFX)(T t)
+{
+    const T magic = (T)MN_ROUND_MAGIC;
+    MN_BITS bt, bm, bits;
+    T r;
+    memcpy(&bt, &t, sizeof bt);
+    memcpy(&bm, &magic, sizeof bm);
+    bits = (MN_BITS)(bt - bm + MN_EXP_BIAS) << MN_MANT_BITS;
+    memcpy(&r, &bits, sizeof r);
+    return r;
+}
 
 #define VT T
 #define VL 1

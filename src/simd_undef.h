@@ -22,6 +22,7 @@
 #undef MN_FROM_INT
 #undef MN_INT_OPS
 #undef MN_LT_MASK
+#undef MN_BITS
 #undef MN_NV
 #undef MN_ACC_REGS
 #undef MN_CHAIN_SETS
