@@ -45,7 +45,8 @@ def build_info():
         model uses by default: ``OMP_NUM_THREADS`` or the CPUs this process may use, 1 without
         OpenMP); ``compiler`` (the C compiler that built the kernels); ``simd`` (the
         instruction-set variant of the training kernels in use: ``"avx512"``,
-        ``"avx2+fma"`` or ``"baseline"``, the widest the CPU runs, chosen at import;
+        ``"avx2+fma"`` or ``"baseline"`` (SSE2) on x86-64, ``"neon"`` on ARM, ``"portable"``
+        elsewhere; the widest the CPU runs, chosen at import;
         ``MNIST_NATIVE_SIMD`` caps it).
     """
     return {
