@@ -33,7 +33,29 @@ def compare(variant, n_in, hidden, n, dtype, density="mixed", batch_size=None, x
     kwargs = dict(iterations=2, learning_rate=2.0, batch_size=batch_size)
     native = train(mn.NeuralNetwork, (n_in, hidden, 5), data, val, dtype, xe, **kwargs)
     ref = train(reference.NeuralNetwork, (n_in, hidden, 5), data, val, dtype, xe, **kwargs)
-    assert_same_training(native, ref, dtype)
+    if dtype == np.float64:
+        assert_same_training(native, ref, dtype)
+        return
+    # float32: the float32 reference rounds too (seen on aarch64: 1.3e-5 from the float64
+    # answer on one weight, 1.6e-5 from native).  So each weight may be as far from the
+    # float64 reference as the float32 reference's own weight is, plus the usual tolerance;
+    # the histories still match the float32 reference's exactly.
+    exact = train(reference.NeuralNetwork, (n_in, hidden, 5), data, val, np.float64, xe,
+                  **kwargs)
+    assert exact[1].best_iteration == ref[1].best_iteration
+    for name in ("W_input_to_hidden", "W_hidden_to_output"):
+        got, ref32, want = (getattr(m, name).astype(np.float64)
+                            for m in (native[0], ref[0], exact[0]))
+        bound = 1e-5 + 1e-5 * np.abs(want) + np.abs(ref32 - want)
+        worst = np.argmax(np.abs(got - want) - bound)
+        assert np.all(np.abs(got - want) <= bound), (
+            f"{name}: native {got.flat[worst]} vs float64 reference {want.flat[worst]}, "
+            f"float32 reference {ref32.flat[worst]}")
+    (_, hn), (_, hr) = native, ref
+    assert hn.train_accuracy == hr.train_accuracy
+    assert hn.validation_accuracy == hr.validation_accuracy
+    assert hn.best_iteration == hr.best_iteration
+    np.testing.assert_allclose(hn.loss, hr.loss, rtol=1e-4)
 
 
 # Hidden units: a lone unit, one vector and a unit more (16 floats, 8 doubles make 64 bytes),
