@@ -5,7 +5,8 @@ compiler setuptools will use (as scikit-learn does): a flag that compiles but do
 or run is no use.  Without OpenMP the package still builds, serial, with a loud warning;
 ``MNIST_NATIVE_REQUIRE_OPENMP=1`` turns that into an error, ``MNIST_NATIVE_NO_OPENMP=1``
 builds serial on purpose.  ``MNIST_NATIVE_DEBUG=1`` builds with Cython bounds checks on and
-AddressSanitizer/UBSan.  ``MNIST_NATIVE_PORTABLE=1`` defines ``MN_PORTABLE=1`` for both
+AddressSanitizer/UBSan.  ``MNIST_NATIVE_OPT=-O0`` replaces the optimisation flag (the
+mutation tests rebuild each mutant that way, several times faster).  ``MNIST_NATIVE_PORTABLE=1`` defines ``MN_PORTABLE=1`` for both
 extensions: the kernels' portable code path (the one MSVC gets), built with any compiler.
 
 The OpenMP flags depend on the compiler, not on the OS (``src/openmp_build.py``): GCC
@@ -41,6 +42,8 @@ REQUIRE_OPENMP = flag("MNIST_NATIVE_REQUIRE_OPENMP")
 NO_OPENMP = flag("MNIST_NATIVE_NO_OPENMP")
 # The kernels' portable (MSVC-compatible) code path, built with any compiler: MN_PORTABLE=1.
 PORTABLE = flag("MNIST_NATIVE_PORTABLE")
+# The optimisation flag, for GCC and Clang (tests/mutation/run.py builds with -O0: quicker).
+OPT = os.environ.get("MNIST_NATIVE_OPT", "-O3")
 
 
 class BuildExt(build_ext):
@@ -76,7 +79,7 @@ class BuildExt(build_ext):
         if ctype == "msvc":
             opt = ["/O2"]
         else:
-            opt = ["-O0", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if DEBUG else ["-O3"]
+            opt = ["-O0", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if DEBUG else [OPT]
             # The baseline SIMD variant's vector helpers are always inlined: no ABI crosses.
             opt.append("-Wno-psabi")
             ldflags = ldflags + (["-fsanitize=address,undefined"] if DEBUG else [])

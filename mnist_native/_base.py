@@ -302,6 +302,11 @@ class LabNetwork:
         history.initial_validation_accuracy = val_acc
         history.best_validation_accuracy = val_acc
         best[0] = trainer.snapshot()
+        if batch_size is not None:
+            # Each epoch's order in one preallocated array: reset, then shuffled in place
+            # (the very order rng.permutation would give, without an array per epoch).
+            ordered = np.arange(trainer.n_samples, dtype=np.int64)
+            order = ordered.copy()
         try:
             for i in range(iterations):
                 if batch_size is None:
@@ -309,8 +314,9 @@ class LabNetwork:
                     # kept if best, before they move) and computes the next step.
                     measured, val_acc = trainer.step_and_measure(gradient=i + 1 < iterations)
                 else:
-                    n = trainer.n_samples
-                    order = self.rng.permutation(n) if shuffle else np.arange(n)
+                    if shuffle:
+                        np.copyto(order, ordered)
+                        self.rng.shuffle(order)
                     trainer.epoch(order, batch_size)
                     measured, val_acc = trainer.measure_training(), trainer.measure_validation()
                 record(measured, val_acc)

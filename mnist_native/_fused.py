@@ -244,7 +244,7 @@ class FusedTrainer:
         return self._full_batch_pass(self.learning_rate / self.train.n, gradient)
 
     def epoch(self, order, batch_size):
-        # rng.permutation already gives int64: no copy per epoch.
+        # The training loop's order is already int64: no copy per epoch.
         self._run(self.train, np.asarray(order, dtype=np.int64), batch_size, _train.STEP)
 
     def _measure(self, batches):

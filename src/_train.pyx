@@ -171,11 +171,15 @@ cdef void apply_step(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1]
     """w -= step * (chunk partial gradients summed in chunk order), w1 split over threads in
     pieces of UPDATE_PIECE weights."""
     cdef int64_t size = w1.shape[0] * w1.shape[1], k = w2t.shape[0], hp = w1.shape[1], i
-    if size * n_chunks < SMALL_WORK:  # waking threads would cost more than the work
-        n_threads = 1
-    for i in prange(0, size, UPDATE_PIECE, schedule="static", num_threads=n_threads):
-        reduce_update(&w1[0, 0] + i, &gw1[0, 0, 0] + i, n_chunks, size,
-                      UPDATE_PIECE if i + UPDATE_PIECE < size else size - i, step)
+    # Small work: waking threads would cost more than the work (and one thread opens no
+    # OpenMP region, which would allocate a team each time).  Each weight's sum is the same
+    # either way.
+    if n_threads == 1 or size * n_chunks < SMALL_WORK:
+        reduce_update(&w1[0, 0], &gw1[0, 0, 0], n_chunks, size, size, step)
+    else:
+        for i in prange(0, size, UPDATE_PIECE, schedule="static", num_threads=n_threads):
+            reduce_update(&w1[0, 0] + i, &gw1[0, 0, 0] + i, n_chunks, size,
+                          UPDATE_PIECE if i + UPDATE_PIECE < size else size - i, step)
     reduce_update(&w2t[0, 0], &gw2t[0, 0, 0], n_chunks, k * hp, k * hp, step)
     reduce_update(&b2[0, 0], &gb2[0, 0], n_chunks, k, k, step)
 
@@ -377,6 +381,44 @@ def runs_fill(int64_t[::1] run_start, uint16_t[::1] run_pixel, uint8_t[::1] run_
     free(count)
     free(fill)
 
+cdef inline void pass_chunk(
+        int64_t c, int t, int64_t n_train, int64_t chunk_size, int64_t v_chunk_size,
+        bint gradient, int64_t groups_per_chunk, const mn_runs *runs,
+        floating[:, ::1] w1, floating[:, ::1] w2t,
+        floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
+        double[:, ::1] stats, floating[:, ::1] u, floating[:, ::1] d,
+        int64_t[:, ::1] cursor, int64_t[:, ::1] rows, floating[:, ::1] o, floating[::1] w2s,
+        const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
+        const floating[:, ::1] xd, const floating[:, ::1] targets, const int32_t[::1] labels,
+        const int64_t[::1] v_indptr, const uint16_t[::1] v_indices,
+        const floating[::1] v_values, const floating[:, ::1] v_xd,
+        const floating[:, ::1] v_targets, const int32_t[::1] v_labels,
+        const int64_t[::1] dcols, int64_t h, int loss, int act) noexcept nogil:
+    """Chunk ``c`` of full_batch_pass, on thread ``t``'s scratch: a training chunk (with its
+    partial gradient when ``gradient``) or, from ``n_train`` on, a validation chunk."""
+    cdef int64_t n = targets.shape[0], nv = v_targets.shape[0], n_in = w1.shape[0] - 1
+    cdef int64_t hp = w1.shape[1], k = w2t.shape[0], m = dcols.shape[0], r0, r1
+    cdef floating *g1 = NULL
+    cdef floating *g2 = NULL
+    cdef floating *gb = NULL
+    if c < n_train:
+        r0 = c * chunk_size
+        r1 = r0 + chunk_size if r0 + chunk_size < n else n
+        if gradient:
+            g1, g2, gb = &gw1[c, 0, 0], &gw2t[c, 0, 0], &gb2[c, 0]
+        chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0],
+              &o[t, 0], &indptr[0], &indices[0], &values[0], &xd[0, 0], m, &dcols[0], NULL,
+              &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0], &w2s[0], r0, r1, n_in, h, hp,
+              k, loss, act, runs, c * groups_per_chunk)
+    else:
+        r0 = (c - n_train) * v_chunk_size
+        r1 = r0 + v_chunk_size if r0 + v_chunk_size < nv else nv
+        chunk(<floating *>NULL, <floating *>NULL, <floating *>NULL, &stats[c, 0],
+              &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0], &o[t, 0],
+              &v_indptr[0], &v_indices[0], &v_values[0], &v_xd[0, 0], m, &dcols[0],
+              NULL, &v_targets[0, 0], &v_labels[0], &w1[0, 0], &w2t[0, 0], &w2s[0],
+              r0, r1, n_in, h, hp, k, loss, act)
+
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
@@ -412,12 +454,9 @@ def full_batch_pass(
     validation loss sum, correct count), each summed in chunk order.
     """
     cdef int64_t n = targets.shape[0], nv = v_targets.shape[0], n_in = w1.shape[0] - 1
-    cdef int64_t hp = w1.shape[1], k = w2t.shape[0], m = dcols.shape[0], n_train, n_all, c
-    cdef int64_t r0, r1, t, groups_per_chunk
+    cdef int64_t k = w2t.shape[0], n_train, n_all, c
+    cdef int64_t groups_per_chunk
     cdef double train_loss = 0.0, train_correct = 0.0, val_loss = 0.0, val_correct = 0.0
-    cdef floating *g1 = NULL
-    cdef floating *g2 = NULL
-    cdef floating *gb = NULL
     cdef mn_runs runs
     cdef const mn_runs *runs_or_null = NULL
     if chunk_size < 1 or v_chunk_size < 1 or n < 1 or nv < 1:
@@ -444,34 +483,21 @@ def full_batch_pass(
         output_weights(w2s, w2t, b2, h)
         # Chunks are handed out one at a time: the small validation chunks fill in around
         # the training ones.  Each chunk writes only its own rows, so any order gives the
-        # same bits.
-        for c in prange(n_all, schedule="static", chunksize=1,
-                        num_threads=n_threads if n_threads < n_all else n_all):
-            t = mn_thread_num()
-            if c < n_train:
-                r0 = c * chunk_size
-                r1 = r0 + chunk_size if r0 + chunk_size < n else n
-                if gradient:
-                    g1 = &gw1[c, 0, 0]
-                    g2 = &gw2t[c, 0, 0]
-                    gb = &gb2[c, 0]
-                else:
-                    g1 = NULL
-                    g2 = NULL
-                    gb = NULL
-                chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0],
-                      &rows[t, 0], &o[t, 0], &indptr[0], &indices[0], &values[0], &xd[0, 0],
-                      m, &dcols[0], NULL, &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0],
-                      &w2s[0], r0, r1, n_in, h, hp, k, loss, act, runs_or_null,
-                      c * groups_per_chunk)
-            else:
-                r0 = (c - n_train) * v_chunk_size
-                r1 = r0 + v_chunk_size if r0 + v_chunk_size < nv else nv
-                chunk(<floating *>NULL, <floating *>NULL, <floating *>NULL, &stats[c, 0],
-                      &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0], &o[t, 0],
-                      &v_indptr[0], &v_indices[0], &v_values[0], &v_xd[0, 0], m, &dcols[0],
-                      NULL, &v_targets[0, 0], &v_labels[0], &w1[0, 0], &w2t[0, 0], &w2s[0],
-                      r0, r1, n_in, h, hp, k, loss, act)
+        # same bits.  One thread opens no OpenMP region (it would allocate a team each time).
+        if n_threads == 1:
+            for c in range(n_all):
+                pass_chunk(c, 0, n_train, chunk_size, v_chunk_size, gradient, groups_per_chunk,
+                           runs_or_null, w1, w2t, gw1, gw2t, gb2, stats, u, d, cursor, rows,
+                           o, w2s, indptr, indices, values, xd, targets, labels, v_indptr,
+                           v_indices, v_values, v_xd, v_targets, v_labels, dcols, h, loss, act)
+        else:
+            for c in prange(n_all, schedule="static", chunksize=1,
+                            num_threads=n_threads if n_threads < n_all else n_all):
+                pass_chunk(c, mn_thread_num(), n_train, chunk_size, v_chunk_size, gradient,
+                           groups_per_chunk, runs_or_null, w1, w2t, gw1, gw2t, gb2, stats, u,
+                           d, cursor, rows, o, w2s, indptr, indices, values, xd, targets,
+                           labels, v_indptr, v_indices, v_values, v_xd, v_targets, v_labels,
+                           dcols, h, loss, act)
         for c in range(n_all):  # in chunk order: independent of the thread count
             if c < n_train:
                 train_loss += stats[c, 0]
@@ -480,6 +506,30 @@ def full_batch_pass(
                 val_loss += stats[c, 0]
                 val_correct += stats[c, 1]
     return train_loss, train_correct, val_loss, val_correct
+
+cdef inline void epoch_chunk(
+        int64_t c, int t, int64_t start, int64_t stop, int64_t chunk_size, bint grad,
+        floating[:, ::1] w1, floating[:, ::1] w2t,
+        floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
+        double[:, ::1] stats, floating[:, ::1] u, floating[:, ::1] d,
+        int64_t[:, ::1] cursor, int64_t[:, ::1] rows, floating[:, ::1] o, floating[::1] w2s,
+        const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
+        const floating[:, ::1] xd, const int64_t[::1] dcols, const floating[:, ::1] targets,
+        const int32_t[::1] labels, const int64_t[::1] order, int64_t h, int loss,
+        int act) noexcept nogil:
+    """Chunk ``c`` of run_epoch's batch [start, stop) of ``order``, on thread ``t``'s
+    scratch, with its partial gradient when ``grad``."""
+    cdef int64_t r0 = start + c * chunk_size, r1
+    cdef floating *g1 = NULL
+    cdef floating *g2 = NULL
+    cdef floating *gb = NULL
+    r1 = r0 + chunk_size if r0 + chunk_size < stop else stop
+    if grad:
+        g1, g2, gb = &gw1[c, 0, 0], &gw2t[c, 0, 0], &gb2[c, 0]
+    chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0],
+          &o[t, 0], &indptr[0], &indices[0], &values[0], &xd[0, 0], dcols.shape[0], &dcols[0],
+          &order[0], &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0], &w2s[0], r0, r1,
+          w1.shape[0] - 1, h, w1.shape[1], w2t.shape[0], loss, act)
 
 
 @cython.boundscheck(False)
@@ -510,13 +560,10 @@ def run_epoch(
     checked between batches, so Ctrl-C stops a long epoch promptly (with the weights
     part-way through it).
     """
-    cdef int64_t n = order.shape[0], n_in = w1.shape[0] - 1, hp = w1.shape[1], k = w2t.shape[0]
-    cdef int64_t m = dcols.shape[0], start, stop, n_chunks, c, r0, r1, t, worst
+    cdef int64_t n = order.shape[0], n_in = w1.shape[0] - 1, k = w2t.shape[0]
+    cdef int64_t start, stop, n_chunks, c, worst
     cdef double first_loss = 0.0, first_correct = 0.0
     cdef bint grad = mode == MODE_STEP
-    cdef floating *g1 = NULL
-    cdef floating *g2 = NULL
-    cdef floating *gb = NULL
     cdef bint first = True
     if mode not in (MODE_MEASURE, MODE_STEP):
         raise ValueError("mode must be MEASURE or STEP")
@@ -532,24 +579,20 @@ def run_epoch(
             stop = start + batch_size if start + batch_size < n else n
             n_chunks = (stop - start + chunk_size - 1) // chunk_size
             output_weights(w2s, w2t, b2, h)  # the weights moved at the last step
-            # No more threads than chunks: an idle thread still has to be woken and waited for.
-            for c in prange(n_chunks, schedule="static",
-                            num_threads=n_threads if n_threads < n_chunks else n_chunks):
-                t = mn_thread_num()
-                r0 = start + c * chunk_size
-                r1 = r0 + chunk_size if r0 + chunk_size < stop else stop
-                if grad:
-                    g1 = &gw1[c, 0, 0]
-                    g2 = &gw2t[c, 0, 0]
-                    gb = &gb2[c, 0]
-                else:
-                    g1 = NULL
-                    g2 = NULL
-                    gb = NULL
-                chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0],
-                      &o[t, 0], &indptr[0], &indices[0], &values[0], &xd[0, 0], m, &dcols[0],
-                      &order[0], &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0], &w2s[0],
-                      r0, r1, n_in, h, hp, k, loss, act)
+            # No more threads than chunks: an idle thread still has to be woken and waited
+            # for; and one thread opens no OpenMP region (it would allocate a team each time).
+            if n_threads == 1 or n_chunks == 1:
+                for c in range(n_chunks):
+                    epoch_chunk(c, 0, start, stop, chunk_size, grad, w1, w2t, gw1, gw2t, gb2,
+                                stats, u, d, cursor, rows, o, w2s, indptr, indices, values, xd,
+                                dcols, targets, labels, order, h, loss, act)
+            else:
+                for c in prange(n_chunks, schedule="static",
+                                num_threads=n_threads if n_threads < n_chunks else n_chunks):
+                    epoch_chunk(c, mn_thread_num(), start, stop, chunk_size, grad, w1, w2t,
+                                gw1, gw2t, gb2, stats, u, d, cursor, rows, o, w2s, indptr,
+                                indices, values, xd, dcols, targets, labels, order, h, loss,
+                                act)
             if first:  # chunk sums added in chunk order: independent of the thread count
                 for c in range(n_chunks):
                     first_loss += stats[c, 0]

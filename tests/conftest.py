@@ -71,7 +71,13 @@ def mnist_dir():
 _variant_outcomes = {}
 
 
+# Lines a test asks for in the summary: ``record_property("summary", "...")``.
+_summary_lines = []
+
+
 def pytest_runtest_logreport(report):
+    if report.when == "call":
+        _summary_lines.extend(v for k, v in report.user_properties if k == "summary")
     callspec = getattr(report, "_variant", None)
     if callspec is not None and report.when in ("setup", "call"):
         counts = _variant_outcomes.setdefault(callspec, {"passed": 0, "failed": 0, "skipped": 0})
@@ -87,6 +93,8 @@ def pytest_runtest_makereport(item, call):
 
 
 def pytest_terminal_summary(terminalreporter):
+    for line in _summary_lines:
+        terminalreporter.write_line(line)
     for name, counts in _variant_outcomes.items():
         if counts["passed"] or counts["failed"]:
             line = f"kernel variant {name}: ran ({counts['passed']} passed, {counts['failed']} failed)"

@@ -8,17 +8,13 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis", reason="hypothesis is in the test extra")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import mnist_native as mn  # noqa: E402
 from mnist_native import reference  # noqa: E402
 
 TOL = {np.float64: dict(rtol=1e-10, atol=1e-10), np.float32: dict(rtol=2e-4, atol=2e-5)}
-# Several float32 steps on inputs up to ~100 amplify single-rounding differences (BLAS and
-# the kernels add in different orders); a logic or memory error is far larger than this.
-# For float32 training, the float32 reference's own drift from float64 is allowed on top.
-TRAINED_TOL = {np.float64: TOL[np.float64], np.float32: dict(rtol=5e-3, atol=5e-4)}
 # Fixed examples in CI (a failure there is reproducible); fresh ones on developers' machines.
 FUZZ = settings(max_examples=40, deadline=None, derandomize=os.environ.get("CI") == "true",
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -88,58 +84,95 @@ def test_forward_and_backward_match_reference(p, xe):
     assert np.isfinite(native_o).all()
 
 
-@FUZZ
-@given(problems(), st.booleans(), st.sampled_from([None, 1, 8, 64]))
-def test_training_matches_reference(p, xe, batch_size):
-    native, ref = pair(p)
-    data_in = (laid_out(p["x"], p["layout"]), laid_out(p["y"], p["layout"]))
-    histories = []
-    for model, data in ((native, data_in), (ref, (p["x"], p["y"]))):
-        fit = model.train_xe if xe else model.train
-        with contextlib.redirect_stdout(io.StringIO()):
-            histories.append(fit(data, data, iterations=2, learning_rate=0.5, plot=False,
-                                 batch_size=batch_size))
-    # Some of these problems are ill-conditioned (few hidden units, inputs of ~100,
-    # saturated outputs, dozens of SGD steps): rounding is amplified until the reference's
-    # own result moves by more than the tolerance.  Native must stay within twice that
-    # drift of the reference (its largest over the matrix: amplified rounding lands on any
-    # weight), plus the usual tolerance.  The drift: how far the reference moves when its
-    # inputs move by a few ulps of the dtype, and, in float32, how far it is from its
-    # float64 run.
-    def reference_run(dtype, nudge):
-        x = p["x"]
-        if nudge:
-            noise = np.random.default_rng(p["seed"]).standard_normal(x.shape)
-            x = (x * (1 + 4 * np.finfo(p["dtype"]).eps * noise)).astype(p["dtype"])
-        model = reference.NeuralNetwork(*p["shape"], dtype=dtype, seed=p["seed"])
-        with contextlib.redirect_stdout(io.StringIO()):
-            history = (model.train_xe if xe else model.train)(
-                (x, p["y"]), (x, p["y"]), iterations=2, learning_rate=0.5, plot=False,
-                batch_size=batch_size)
-        return model, history
+# float32 training: each weight is bounded by its own sensitivity, measured on the
+# reference.  Rounding in float32 differs between native and the reference (BLAS and the
+# kernels add in different orders), and a few training steps amplify it unevenly: most
+# weights agree to ~1e-6, while a weight fed by a saturated unit can move by 1e-3.  So the
+# reference is run again with its inputs nudged by a few ulps (NUDGES times), and in float64;
+# how far each weight moves across those runs is that weight's sensitivity.  Native may
+# differ from the reference by SENSITIVITY_FACTOR times that, plus TRAINED_F32_TOL.  An example whose
+# reference is itself unstable (a nudge changes the iteration it keeps or an accuracy, or
+# float32 loses more than ILL_CONDITIONED of the weights' scale against float64) says
+# nothing about native: it is discarded with assume(), counted, and the test fails if most
+# examples are discarded.
+# (Measured on 4,500 fresh examples: every one passed with a factor of 1; 2 leaves a margin.
+# 4 to 6 of 1,500 examples were discarded.)
+NUDGES = 3
+SENSITIVITY_FACTOR = 2
+TRAINED_F32_TOL = dict(rtol=1e-5, atol=1e-6)
+ILL_CONDITIONED = 1e-3
 
-    others = [reference_run(p["dtype"], nudge=True)]
-    if p["dtype"] == np.float32:
-        others.append(reference_run(np.float64, nudge=False))
-    mine, theirs = histories
-    if p["dtype"] == np.float32 and mine.best_iteration != theirs.best_iteration:
-        # Amplified float32 rounding flipped a sample's class near a tie, so the two kept
-        # different iterations' weights: then only the accuracies can be compared, and they
-        # may differ by one sample more than the reference's own runs do.
-        one = 100.0 / len(p["x"]) + 1e-9
-        for field in ("train_accuracy", "validation_accuracy"):
-            spread = max(np.abs(np.subtract(getattr(theirs, field), getattr(h, field))).max()
-                         for _, h in others)
-            assert np.all(np.abs(np.subtract(getattr(mine, field), getattr(theirs, field)))
-                          <= spread + one)
-        return
-    tol = TRAINED_TOL[p["dtype"]]
-    for name in ("W_input_to_hidden", "W_hidden_to_output"):
-        got, want = getattr(native, name), getattr(ref, name)
-        drift = max(np.abs(want - getattr(other, name)).max() for other, _ in others)
-        bound = 2 * drift + tol["atol"] + tol["rtol"] * np.abs(want)
-        assert np.all(np.abs(got - want) <= bound), name
-    # Accuracies are counts: equal unless an output sits on a rounding tie.
-    if p["dtype"] == np.float64:
-        assert histories[0].train_accuracy == histories[1].train_accuracy
-        assert histories[0].validation_accuracy == histories[1].validation_accuracy
+
+def _train(model, data, xe, batch_size):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return (model.train_xe if xe else model.train)(
+            data, data, iterations=2, learning_rate=0.5, plot=False, batch_size=batch_size)
+
+
+def _reference_run(p, xe, batch_size, dtype, nudge=None):
+    x = p["x"]
+    if nudge is not None:
+        noise = np.random.default_rng([p["seed"], nudge]).standard_normal(x.shape)
+        x = (x * (1 + 4 * np.finfo(p["dtype"]).eps * noise)).astype(p["dtype"])
+    model = reference.NeuralNetwork(*p["shape"], dtype=dtype, seed=p["seed"])
+    return model, _train(model, (x, p["y"]), xe, batch_size)
+
+
+WEIGHTS = ("W_input_to_hidden", "W_hidden_to_output")
+
+
+def test_training_matches_reference(record_property):
+    seen = {"tried": 0, "discarded": 0}
+
+    @FUZZ
+    @given(problems(), st.booleans(), st.sampled_from([None, 1, 8, 64]))
+    def check(p, xe, batch_size):
+        seen["tried"] += 1
+        native, ref = pair(p)
+        mine = _train(native, (laid_out(p["x"], p["layout"]), laid_out(p["y"], p["layout"])),
+                      xe, batch_size)
+        theirs = _train(ref, (p["x"], p["y"]), xe, batch_size)
+        if p["dtype"] == np.float64:
+            # float64: 1e-10, plus twice how far the reference moves when its inputs move by
+            # a few ulps (its largest over the matrix); accuracies equal.
+            other, _ = _reference_run(p, xe, batch_size, np.float64, nudge=0)
+            for name in WEIGHTS:
+                got, want = getattr(native, name), getattr(ref, name)
+                drift = np.abs(want - getattr(other, name)).max()
+                tol = TOL[np.float64]
+                assert np.all(np.abs(got - want) <= 2 * drift + tol["atol"]
+                              + tol["rtol"] * np.abs(want)), name
+            assert mine.train_accuracy == theirs.train_accuracy
+            assert mine.validation_accuracy == theirs.validation_accuracy
+            return
+        nudged = [_reference_run(p, xe, batch_size, np.float32, nudge=i) for i in range(NUDGES)]
+        exact, _ = _reference_run(p, xe, batch_size, np.float64)
+        scale = max(np.abs(getattr(exact, name)).max() for name in WEIGHTS)
+        unstable = any(h.best_iteration != theirs.best_iteration
+                       or h.train_accuracy != theirs.train_accuracy
+                       or h.validation_accuracy != theirs.validation_accuracy
+                       for _, h in nudged)
+        lossy = any(np.abs(getattr(ref, name) - getattr(exact, name)).max()
+                    > ILL_CONDITIONED * scale for name in WEIGHTS)
+        if unstable or lossy:
+            seen["discarded"] += 1
+        assume(not (unstable or lossy))
+        assert mine.best_iteration == theirs.best_iteration
+        assert mine.train_accuracy == theirs.train_accuracy
+        assert mine.validation_accuracy == theirs.validation_accuracy
+        tol = TRAINED_F32_TOL
+        for name in WEIGHTS:
+            got, want = getattr(native, name), getattr(ref, name)
+            sensitivity = np.max([np.abs(want - getattr(o, name))
+                                  for o in [m for m, _ in nudged] + [exact]], axis=0)
+            bound = SENSITIVITY_FACTOR * sensitivity + tol["atol"] + tol["rtol"] * np.abs(want)
+            worst = np.unravel_index(np.argmax(np.abs(got - want) - bound), want.shape)
+            assert np.all(np.abs(got - want) <= bound), (
+                f"{name}{list(worst)}: native {got[worst]!r}, reference {want[worst]!r}, "
+                f"sensitivity {sensitivity[worst]:.3g}")
+
+    check()
+    line = (f"fuzz: float32 training examples discarded as ill-conditioned: "
+            f"{seen['discarded']} of {seen['tried']}")
+    record_property("summary", line)
+    assert seen["discarded"] <= seen["tried"] // 2, line

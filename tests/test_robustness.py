@@ -1,8 +1,7 @@
-"""Concurrency, memory and numerics at the edges of the native network."""
+"""Concurrency and numerics at the edges of the native network (memory: test_memory.py)."""
 import contextlib
 import io
 import threading
-import tracemalloc
 import warnings
 
 import numpy as np
@@ -48,28 +47,6 @@ def test_two_models_training_at_once_match_one_after_the_other(batch_size):
         assert np.array_equal(alone[i][0], together[i][0])
         assert np.array_equal(alone[i][1], together[i][1])
         assert alone[i][2] == together[i][2]
-
-
-def test_training_allocates_nothing_per_iteration():
-    """Peak traced memory after iteration 10 stays where it was, up to iteration 300."""
-    data = learnable(3, n=3000, n_in=300)
-    model = mn.NeuralNetwork(300, 50, 10, seed=0, dtype=np.float32)
-    marks = {}
-
-    def watch(history):
-        if history.iterations == 10:
-            tracemalloc.reset_peak()
-            marks["base"] = tracemalloc.get_traced_memory()[0]
-
-    tracemalloc.start()
-    try:
-        fit(model, data, iterations=300, learning_rate=1.0, callback=watch)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    # The history's 290 new entries are a few tens of kB; one iteration's arrays would be MBs.
-    print("peak growth after iteration 10:", peak - marks["base"], "bytes")
-    assert peak - marks["base"] < 256 * 1024, (peak, marks["base"])
 
 
 @pytest.mark.parametrize("cls", [mn.NeuralNetwork, reference.NeuralNetwork])
