@@ -75,6 +75,22 @@ def test_minibatch_training_matches_reference(batch_size, shuffle, xe, dtype):
     assert_same_training(native, ref, dtype)
 
 
+# Steps that span several chunks: 1,100 samples (chunks of 512, 512 and 76) and 1,030 (512,
+# 512 and 6: a last chunk smaller than a group), over 2,500 samples (a last batch of 300 or
+# 440), for several epochs.
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("xe", [False, True])
+@pytest.mark.parametrize("batch_size,shuffle", [(1100, True), (1030, False)])
+def test_multi_chunk_minibatch_training_matches_reference(batch_size, shuffle, xe, dtype):
+    assert _fused.n_chunks(batch_size) > 1 and 2500 % batch_size
+    rng = np.random.default_rng(batch_size)
+    data, val = make_data(rng, 2500, 40, 5, "mixed"), make_data(rng, 60, 40, 5, "mixed")
+    kwargs = dict(iterations=3, learning_rate=0.5, batch_size=batch_size, shuffle=shuffle)
+    native = train(mn.NeuralNetwork, (40, 21, 5), data, val, dtype, xe, threads=2, **kwargs)
+    ref = train(reference.NeuralNetwork, (40, 21, 5), data, val, dtype, xe, **kwargs)
+    assert_same_training(native, ref, dtype)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("xe", [False, True])
 @pytest.mark.parametrize("batch_size", [None, 16])
@@ -93,15 +109,53 @@ def test_dense_and_csr_columns_match_reference(density, batch_size, xe, dtype):
     assert len(dense) == {0.1: 0, 1.0: 70}.get(density, len(dense))
     assert density != "mixed" or 0 < len(dense) < 70
     kwargs = dict(iterations=3, learning_rate=1.0, batch_size=batch_size)
-    native = train(mn.NeuralNetwork, (70, 21, 5), data, val, dtype, xe, threads=2, **kwargs)
+    trainers = []
+    with record_trainers(trainers):
+        native = train(mn.NeuralNetwork, (70, 21, 5), data, val, dtype, xe, threads=2,
+                       **kwargs)
     ref = train(reference.NeuralNetwork, (70, 21, 5), data, val, dtype, xe, **kwargs)
     assert_same_training(native, ref, dtype)
+    # What the trainer itself sent to the kernels: the dense block holds exactly the
+    # columns above the threshold, CSR every nonzero of the others, for both data sets.
+    (trainer,) = trainers
+    assert np.array_equal(trainer.dcols, np.flatnonzero(share >= threshold))
+    for batches, (x, _) in ((trainer.train, data), (trainer.val, val)):
+        np.testing.assert_array_equal(rebuilt_inputs(batches, trainer.dcols, x.shape),
+                                      x.astype(dtype))
+        assert len(batches.values) == np.count_nonzero(np.delete(x, trainer.dcols, axis=1))
+
+
+@contextlib.contextmanager
+def record_trainers(trainers):
+    """Collect every FusedTrainer made inside the block."""
+    init = _fused.FusedTrainer.__init__
+
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        trainers.append(self)
+
+    _fused.FusedTrainer.__init__ = recording
+    try:
+        yield trainers
+    finally:
+        _fused.FusedTrainer.__init__ = init
+
+
+def rebuilt_inputs(batches, dcols, shape):
+    """A data set's inputs put back together from the dense block and the CSR entries."""
+    x = np.zeros(shape, dtype=batches.values.dtype)
+    x[:, dcols] = batches.dense
+    for row in range(shape[0]):
+        span = slice(batches.indptr[row], batches.indptr[row + 1])
+        assert not np.isin(batches.indices[span], dcols).any()
+        x[row, batches.indices[span]] = batches.values[span]
+    return x
 
 
 def test_weights_actually_move():
     """Guards the comparisons above: identical because trained alike, not because untouched."""
     rng = np.random.default_rng(0)
-    data, val = make_data(rng, 200, 30, 3), make_data(rng, 20, 30, 3)
+    data = make_data(rng, 200, 30, 3)
     model = mn.NeuralNetwork(30, 10, 3, seed=1)
     before = model.W_input_to_hidden.copy()
     with contextlib.redirect_stdout(io.StringIO()):
