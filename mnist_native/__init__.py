@@ -23,6 +23,7 @@ __all__ = [
     "NeuralNetwork",
     "TrainingHistory",
     "build_info",
+    "check",
     "load_data",
     "load_mnist",
     "download_mnist",
@@ -33,6 +34,15 @@ __all__ = [
     "dtanh",
     "softmax",
 ]
+
+
+def __getattr__(name):
+    """``mnist_native.check`` (``checker.check``), imported on first use only."""
+    if name == "check":
+        from .checker import check
+
+        return check
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_info():

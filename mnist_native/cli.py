@@ -5,6 +5,7 @@
     mnist-native bench      the benchmarks (needs a source checkout: benches/bench.py)
     mnist-native download   fetch MNIST into the cache, verified
     mnist-native lab-init   write the lab's three .py files, served by mnist_native
+    mnist-native check      check a student's own NeuralNetwork and diagnose its mistakes
     mnist-native predict    classify a digit image with a saved model
 
 Every command reports bad input in one line on stderr and exits non-zero (2 for a bad
@@ -33,6 +34,7 @@ examples:
   mnist-native train --loss xe --batch-size 32 --epochs 10 --hidden 128 --lr 0.5
   mnist-native sweep --iterations 100        the lab's grid, shorter runs
   mnist-native lab-init my_lab               then run the lab's notebook in my_lab/
+  mnist-native check my_lab/NeuralNetwork.py what is wrong in your own network, and why
   mnist-native predict digit.png --model model.npz
 
 'mnist-native COMMAND --help' describes each command."""
@@ -459,6 +461,148 @@ def run_lab_init(args):
 
 
 # --------------------------------------------------------------------------------------
+# check
+# --------------------------------------------------------------------------------------
+
+CHECK_DESCRIPTION = """\
+Check your own NeuralNetwork against the lab. Every method (the constructor, feedforward,
+backpropagate, feedforward_xe, backpropagate_xe, train, train_xe, predict) runs on the lab's
+Part 1 network and on small random networks; every quantity is compared with the lab's,
+and what differs is diagnosed by matching it against a catalogue of the mistakes students
+make. Methods not written yet are reported as not implemented.
+
+PATH is a .py file that defines the class, or a folder made by 'mnist-native lab-init' (its
+NeuralNetwork.py). Your code runs in a child process: a call that runs longer than
+--timeout is stopped and reported; a step (importing PATH, checking one method) that
+takes longer than 5 s + 3 times --timeout stops the check.
+
+Exit status: 0 everything passes, 1 something is wrong, 2 PATH cannot be loaded."""
+
+
+def add_check_parser(commands):
+    p = commands.add_parser(
+        "check", help="check your own NeuralNetwork and diagnose its mistakes",
+        description=CHECK_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", metavar="PATH",
+                   help="a .py file defining the class, or a folder made by lab-init")
+    p.add_argument("--class", dest="class_name", metavar="NAME", default="NeuralNetwork",
+                   help="the class to check (default NeuralNetwork)")
+    p.add_argument("--json", action="store_true",
+                   help="print the report as JSON instead of text")
+    p.add_argument("--timeout", type=positive_float, default=5.0, metavar="SECONDS",
+                   help="stop any one call of your code that runs longer (default 5)")
+    p.set_defaults(run=run_check)
+
+
+def check_child_env():
+    """The environment of the check's child process: no plot window can open, and the
+    child imports this same mnist_native (its folder added to PYTHONPATH unless it is a
+    site-packages folder, which the child has anyway)."""
+    import os
+    import site
+
+    env = dict(os.environ, MPLBACKEND="Agg")
+    root = Path(__file__).resolve().parent.parent
+    site_dirs = {Path(d).resolve() for d in site.getsitepackages() + [site.getusersitepackages()]}
+    if root not in site_dirs:
+        env["PYTHONPATH"] = os.pathsep.join([str(root)] + [p for p in
+                                             [env.get("PYTHONPATH")] if p])
+    return env
+
+
+#: Seconds the check's child may spend starting (importing mnist_native), and on any one
+#: step (loading PATH, then each method) beyond 3 times --timeout; past it, it is killed.
+CHECK_START_LIMIT = 60.0
+CHECK_STEP_LIMIT = 5.0
+
+
+def run_check_child(command, timeout, progress, log):
+    """Run the child, killing it when a step outlasts its limit.  Returns ``(returncode,
+    step, why it was stopped or None)``; the child's output goes to the file ``log``."""
+    import subprocess
+
+    step_limit = CHECK_STEP_LIMIT + 3 * timeout
+    with open(log, "w", encoding="utf-8") as output:
+        child = subprocess.Popen(command, env=check_child_env(), stdin=subprocess.DEVNULL,
+                                 stdout=output, stderr=subprocess.STDOUT)
+        step, since = "starting", time.monotonic()
+        try:
+            while child.poll() is None:
+                time.sleep(0.05)
+                now = time.monotonic()
+                current = progress.read_text(encoding="utf-8") if progress.is_file() else step
+                if current != step:
+                    step, since = current, now
+                limit = CHECK_START_LIMIT if step == "starting" else step_limit
+                if now - since > limit:
+                    child.kill()
+                    child.wait()
+                    return child.returncode, step, f"it was stopped after {limit:g} s"
+        finally:
+            if child.poll() is None:  # interrupted (Ctrl-C): never leave it running
+                child.kill()
+                child.wait()
+    return child.returncode, step, None
+
+
+def run_check(args):
+    import json
+    import tempfile
+
+    from .checker.loader import LoadError, source_file
+    from .checker.report import Report
+
+    try:
+        source_file(args.path)  # a missing file or a folder without one: no child needed
+    except LoadError as exc:
+        return check_failed(args, 2, f"cannot load {args.path}: {exc}")
+    with tempfile.TemporaryDirectory(prefix="mnist-native-check-") as tmp:
+        out, progress, log = Path(tmp) / "result.json", Path(tmp) / "progress", Path(tmp) / "log"
+        command = [sys.executable, "-m", "mnist_native.checker.child", str(args.path),
+                   "--class", args.class_name, "--timeout", str(args.timeout),
+                   "--out", str(out), "--progress", str(progress)]
+        returncode, step, problem = run_check_child(command, args.timeout, progress, log)
+        result = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else None
+        output = log.read_text(encoding="utf-8", errors="replace")
+    if result is None:  # the child was killed, crashed or exited before writing
+        if problem is None:
+            last = [line.strip() for line in output.splitlines() if line.strip()][-1:]
+            problem = (f"Python exited with status {returncode}"
+                       + (f" ({last[0]})" if last else ""))
+            cause = "ends the process (os._exit(), a crash)"
+        else:
+            cause = ("is blocked in a call that cannot be interrupted, such as time.sleep "
+                     "or input()")
+        if step in ("starting", "loading"):
+            return check_failed(args, 2, f"cannot load {args.path}: {problem} while "
+                                         f"importing it: the file {cause}")
+        return check_failed(args, 1, f"{problem} while checking {step}: your {step} (or a "
+                                     f"method it calls) {cause}")
+    if "load_error" in result:
+        return check_failed(args, 2, f"cannot load {args.path}: {result['load_error']}")
+    if "internal_error" in result:
+        return check_failed(args, 1, f"the checker itself failed while checking {step} "
+                                     f"({result['internal_error']}); please report it")
+    report = Report.from_dict(result["report"])
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report)
+    return 0 if report.passed else 1
+
+
+def check_failed(args, status, message):
+    """Report a check that produced no report: one line on stderr (and a JSON object with
+    ``passed`` false and the ``error`` on stdout with --json); returns ``status``."""
+    if args.json:
+        import json
+
+        print(json.dumps({"passed": False, "error": message}, indent=2))
+    print(f"{PROG} check: error: {message}", file=sys.stderr)
+    return status
+
+
+# --------------------------------------------------------------------------------------
 # predict
 # --------------------------------------------------------------------------------------
 
@@ -549,6 +693,7 @@ def build_parser():
     add_bench_parser(commands)
     add_download_parser(commands)
     add_lab_init_parser(commands)
+    add_check_parser(commands)
     add_predict_parser(commands)
     return parser
 

@@ -61,7 +61,8 @@ def assert_png(path, min_width=300, min_height=200):
 # help, version, the console script
 # --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", ["train", "sweep", "download", "lab-init", "predict"])
+@pytest.mark.parametrize("command", ["train", "sweep", "download", "lab-init", "check",
+                                     "predict"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([command, "--help"])
@@ -74,7 +75,7 @@ def test_every_command_has_help(command, capsys):
 def test_main_help_lists_every_command(tmp_path):
     result = run("--help", cwd=tmp_path)
     assert result.returncode == 0
-    for command in ("train", "sweep", "bench", "download", "lab-init", "predict"):
+    for command in ("train", "sweep", "bench", "download", "lab-init", "check", "predict"):
         assert re.search(rf"^\s+{command}\s", result.stdout, re.M), command
     version = run("--version", cwd=tmp_path)
     assert version.returncode == 0 and mnist_native.__version__ in version.stdout

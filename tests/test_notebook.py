@@ -63,6 +63,9 @@ def test_example_notebook_executes_in_a_jupyter_kernel(tmp_path, monkeypatch):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Part 1 matches the lab's numbers" in text
+    # the check cell: the bug named, then the fixed class passing
+    assert "feedforward_xe    WRONG" in text and "The softmax overflows" in text
+    assert "Everything passed." in text
     assert "Loading MNIST data ....." in text
     assert "50000 10000 10000" in text
     assert text.count("Training time:") >= 7
