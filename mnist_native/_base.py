@@ -4,9 +4,11 @@ training loop and ``predict``.  Subclasses supply ``feedforward``/``backpropagat
 what runs.
 """
 import time
+import warnings
 
 import numpy as np
 
+from . import _model_file as model_file
 from . import _validation as v
 from .history import TrainingHistory
 from .plotting import plot_learning_curves, show_without_blocking
@@ -122,53 +124,61 @@ class LabNetwork:
 
     # -- files -------------------------------------------------------------------------
 
-    FORMAT_VERSION = 1
+    FORMAT_VERSION = model_file.FORMAT_VERSION
 
     def save(self, path):
         """Write the model to ``path`` (``.npz``, no pickle): weights, sizes, dtype, the loss
         it was last trained with and its transfer functions' names."""
-        w1, w2 = self._weights()
-        np.savez(path, format_version=self.FORMAT_VERSION, W_input_to_hidden=w1,
-                 W_hidden_to_output=w2, dtype=str(self.dtype),
-                 loss=self.loss_kind or "", transfer=self.transfer_f.__name__)
+        model_file.write(path, model_file.network_fields(self))
 
     @classmethod
     def load(cls, path, **kwargs):
         """A model read from a file written by ``save``; ``kwargs`` go to the constructor
-        (``num_threads``, ``seed``...).  Refuses files it cannot trust with ``ValueError``."""
+        (``num_threads``, ``seed``...).
+
+        Nothing in the file is run or trusted: every array's header is checked (dtype,
+        shape, size against the bytes the file really holds) before its data is read, and a
+        file that ``save`` could not have written (truncated, not a zip, unknown format
+        version, loss or transfer names, weights that are not float32/float64 or do not
+        make one network) raises ``ValueError``; one that cannot be opened, ``OSError``.
+        """
+        return cls._from_network_file(model_file.read_network(path), **kwargs)
+
+    @classmethod
+    def _from_network_file(cls, contents, **kwargs):
+        """A model from ``model_file.read_network``'s checked contents."""
         from . import transfer_functions as tf
 
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                fields = {name: f[name] for name in f.files}
-        except FileNotFoundError:
-            raise
-        except (OSError, ValueError, EOFError) as exc:
-            # np.load's own message speaks of pickles, which would only mislead here.
-            raise ValueError(f"{path}: not a model file written by save() "
-                             "(expected a .npz archive)") from exc
-        missing = {"format_version", "W_input_to_hidden", "W_hidden_to_output", "dtype",
-                   "loss", "transfer"} - set(fields)
-        if missing:
-            raise ValueError(f"{path}: not a model file written by save(): "
-                             f"missing {', '.join(sorted(missing))}")
-        if int(fields["format_version"]) != cls.FORMAT_VERSION:
-            raise ValueError(f"{path}: model format {int(fields['format_version'])} is not "
-                             f"supported (this version reads {cls.FORMAT_VERSION})")
         pairs = {"sigmoid": (tf.sigmoid, tf.dsigmoid), "tanh": (tf.tanh, tf.dtanh)}
-        transfer = str(fields["transfer"])
-        if transfer not in pairs:
-            raise ValueError(f"{path}: transfer function {transfer!r} is not one of "
-                             f"{sorted(pairs)}")
-        w1, w2 = fields["W_input_to_hidden"], fields["W_hidden_to_output"]
-        if w1.ndim != 2 or w2.ndim != 2 or w2.shape[0] != w1.shape[1] + 1:
-            raise ValueError(f"{path}: weight shapes {w1.shape} and {w2.shape} do not fit "
-                             "one network")
-        kwargs.setdefault("dtype", str(fields["dtype"]))
-        model = cls(w1.shape[0] - 1, w1.shape[1], w2.shape[1], *pairs[transfer], **kwargs)
-        model.weights_init(w1, w2)
-        model.loss_kind = str(fields["loss"]) or None
+        kwargs.setdefault("dtype", contents["dtype"])
+        model = cls(*contents["sizes"], *pairs[contents["transfer"]], **kwargs)
+        model.weights_init(*contents["weights"])
+        model.loss_kind = contents["loss"]
         return model
+
+    # -- pickling ------------------------------------------------------------------------
+
+    def __getstate__(self):
+        """Everything but the scratch of the last forward pass (the lab's attributes
+        ``input``... stay), tagged with this package's version."""
+        from . import __version__
+
+        state = dict(self.__dict__)
+        state.pop("_last", None)
+        state["_mnist_native_version"] = __version__
+        return state
+
+    def __setstate__(self, state):
+        from . import __version__
+
+        state = dict(state)
+        saved = state.pop("_mnist_native_version", None)
+        if saved != __version__:
+            warnings.warn(f"unpickling a {type(self).__name__} pickled by mnist_native "
+                          f"{saved}, into version {__version__}: pickles are meant for "
+                          "copies within one version; share models with save()/load()",
+                          UserWarning, stacklevel=2)
+        self.__dict__.update(state)
 
     # -- evaluation ----------------------------------------------------------------------
 

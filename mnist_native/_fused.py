@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _kernels, _train
 from . import _validation as v
+from ._sparse_rows import SparseRows
 
 
 def _wanted_simd():
@@ -88,10 +89,14 @@ def dense_threshold(hp, dtype):
 
 
 def dense_columns(x, hp):
-    """The columns of the training inputs ``x`` that go to the dense block (int64 indices),
-    chosen by measured density: sparse data stays CSR, dense data goes all dense."""
-    counts = np.empty(x.shape[1], dtype=np.int64)
-    _train.column_counts(counts, x)
+    """The columns of the training inputs ``x`` (an array or ``SparseRows``) that go to the
+    dense block (int64 indices), chosen by measured density: sparse data stays CSR, dense
+    data goes all dense."""
+    if isinstance(x, SparseRows):
+        counts = x.column_counts()
+    else:
+        counts = np.empty(x.shape[1], dtype=np.int64)
+        _train.column_counts(counts, x)
     return np.flatnonzero(counts >= dense_threshold(hp, x.dtype) * len(x)).astype(np.int64)
 
 
@@ -112,13 +117,17 @@ def to_csr(x, n_threads=1, skip=None):
 
 class Batches:
     """One data set in the kernels' form: the columns ``dcols`` as a dense block, the rest as
-    CSR; targets, labels, identity order."""
+    CSR; targets, labels, identity order.  ``inputs``: a C-contiguous array, or
+    ``SparseRows`` for inputs that already are CSR."""
 
     def __init__(self, inputs, targets, dcols, n_threads):
-        skip = np.zeros(inputs.shape[1], dtype=np.uint8)
-        skip[dcols] = 1
-        self.indptr, self.indices, self.values = to_csr(inputs, n_threads, skip)
-        self.dense = np.ascontiguousarray(inputs[:, dcols])
+        if isinstance(inputs, SparseRows):
+            self.indptr, self.indices, self.values, self.dense = inputs.split(dcols)
+        else:
+            skip = np.zeros(inputs.shape[1], dtype=np.uint8)
+            skip[dcols] = 1
+            self.indptr, self.indices, self.values = to_csr(inputs, n_threads, skip)
+            self.dense = np.ascontiguousarray(inputs[:, dcols])
         self.targets = targets
         self.labels = np.argmax(targets, axis=1).astype(np.int32)
         self.identity = np.arange(len(inputs), dtype=np.int64)

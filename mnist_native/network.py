@@ -68,8 +68,17 @@ class NeuralNetwork(LabNetwork):
                  transfer_f=sigmoid, transfer_df=dsigmoid, *, dtype=np.float64,
                  num_threads=None, seed=None):
         self.num_threads = resolve_num_threads(num_threads)
+        self._num_threads_given = num_threads  # None: the default of whichever process runs it
         super().__init__(input_layer_size, hidden_layer_size, output_layer_size, transfer_f,
                          transfer_df, dtype=dtype, seed=seed)
+
+    def __setstate__(self, state):
+        """Unpickled (or deep-copied): a model made without ``num_threads`` takes this
+        process's default thread count (a worker process may have fewer CPUs, or an
+        ``OMP_NUM_THREADS`` of its own), not the one of the process that pickled it."""
+        super().__setstate__(state)
+        if getattr(self, "_num_threads_given", None) is None:
+            self.num_threads = resolve_num_threads(None)
 
     @property
     def _activation(self):
