@@ -4,6 +4,8 @@ change course: hidden sizes that fill a register block or leave a remainder, sam
 around the group (64) and the chunk (512), inputs around a tile of weight rows, dense columns
 and CSR ones, both dtypes.  A variant this CPU lacks is skipped, saying so (the summary
 prints one line per variant)."""
+import contextlib
+import io
 import os
 import platform
 
@@ -85,6 +87,23 @@ def test_groups_and_chunks(variant, n, dtype):
 def test_tiles(variant, n_in, density, dtype, hidden):
     compare(variant, n_in, hidden, 70, dtype, density)
     compare(variant, n_in, hidden, 70, dtype, density, batch_size=20, xe=True)
+
+
+# The tanh hidden layer (activated unit by unit, not by the vector sigmoid), with hidden
+# sizes that fill whole vectors of every variant (16) and one that leaves a unit over.
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("hidden", [16, 17])
+def test_tanh_hidden_layer(variant, hidden, dtype):
+    rng = np.random.default_rng(hidden)
+    data, val = make_data(rng, 130, 30, 5), make_data(rng, 30, 30, 5)
+    runs = []
+    for cls in (mn.NeuralNetwork, reference.NeuralNetwork):
+        model = cls(30, hidden, 5, transfer_f=mn.tanh, transfer_df=mn.dtanh, dtype=dtype,
+                    seed=2)
+        with contextlib.redirect_stdout(io.StringIO()):
+            history = model.train(data, val, iterations=2, learning_rate=0.5, plot=False)
+        runs.append((model, history))
+    assert_same_training(*runs, dtype)
 
 
 @pytest.mark.parametrize("density", [1.0, 0.0])
