@@ -516,15 +516,16 @@ CHECK_START_LIMIT = 60.0
 CHECK_STEP_LIMIT = 5.0
 
 
-def run_check_child(command, timeout, progress, log):
-    """Run the child, killing it when a step outlasts its limit.  Returns ``(returncode,
-    step, why it was stopped or None)``; the child's output goes to the file ``log``."""
+def run_check_child(command, timeout, progress, log, cwd):
+    """Run the child in the folder ``cwd``, killing it when a step outlasts its limit.
+    Returns ``(returncode, step, why it was stopped or None)``; the child's output goes to
+    the file ``log``."""
     import subprocess
 
     step_limit = CHECK_STEP_LIMIT + 3 * timeout
     with open(log, "w", encoding="utf-8") as output:
         child = subprocess.Popen(command, env=check_child_env(), stdin=subprocess.DEVNULL,
-                                 stdout=output, stderr=subprocess.STDOUT)
+                                 stdout=output, stderr=subprocess.STDOUT, cwd=cwd)
         step, since = "starting", time.monotonic()
         try:
             while child.poll() is None:
@@ -558,10 +559,15 @@ def run_check(args):
         return check_failed(args, 2, f"cannot load {args.path}: {exc}")
     with tempfile.TemporaryDirectory(prefix="mnist-native-check-") as tmp:
         out, progress, log = Path(tmp) / "result.json", Path(tmp) / "progress", Path(tmp) / "log"
-        command = [sys.executable, "-m", "mnist_native.checker.child", str(args.path),
+        # The child runs in the student's folder (as their notebook would), which also
+        # keeps whatever folder this command was started from off its sys.path: a
+        # repository checkout there would shadow the installed mnist_native.
+        file = source_file(args.path).resolve()
+        command = [sys.executable, "-m", "mnist_native.checker.child", str(file),
                    "--class", args.class_name, "--timeout", str(args.timeout),
                    "--out", str(out), "--progress", str(progress)]
-        returncode, step, problem = run_check_child(command, args.timeout, progress, log)
+        returncode, step, problem = run_check_child(command, args.timeout, progress, log,
+                                                    cwd=file.parent)
         result = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else None
         output = log.read_text(encoding="utf-8", errors="replace")
     if result is None:  # the child was killed, crashed or exited before writing

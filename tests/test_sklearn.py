@@ -59,10 +59,13 @@ def test_scikit_learn_estimator_checks(estimator, check):
 
 # -- importing --------------------------------------------------------------------------------
 
-def test_importing_mnist_native_does_not_import_scikit_learn():
+def test_importing_mnist_native_does_not_import_scikit_learn(tmp_path):
+    # Outside the source tree (whose unbuilt mnist_native/ would shadow the installed one),
+    # with this process's sys.path (an in-place build included).
     code = "import sys, mnist_native; print('sklearn' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+                         check=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert out.stdout.strip() == "False"
 
 
