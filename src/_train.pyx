@@ -381,6 +381,8 @@ def runs_fill(int64_t[::1] run_start, uint16_t[::1] run_pixel, uint8_t[::1] run_
     free(count)
     free(fill)
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 cdef inline void pass_chunk(
         int64_t c, int t, int64_t n_train, int64_t chunk_size, int64_t v_chunk_size,
         bint gradient, int64_t groups_per_chunk, const mn_runs *runs,
@@ -507,6 +509,8 @@ def full_batch_pass(
                 val_correct += stats[c, 1]
     return train_loss, train_correct, val_loss, val_correct
 
+@cython.boundscheck(False)
+@cython.wraparound(False)
 cdef inline void epoch_chunk(
         int64_t c, int t, int64_t start, int64_t stop, int64_t chunk_size, bint grad,
         floating[:, ::1] w1, floating[:, ::1] w2t,

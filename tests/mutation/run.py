@@ -309,6 +309,16 @@ class Slot:
         self.quick_hash = build(self.trees[0])
         if self.quick_hash is None or build(self.trees[1], sanitized=True) is None:
             raise SystemExit("the unmutated sources do not build")
+        self.sanitized_checked = False
+
+    def check_sanitized(self, timeout):
+        """Before the sanitized build judges a mutant: its tests pass unmutated (once)."""
+        if not self.sanitized_checked:
+            outcome, detail = run_tests(self.trees[1], 3 * timeout, sanitized=True)
+            if outcome != "survived":
+                raise SystemExit(f"the kernel tests fail on the unmutated sanitized build: "
+                                 f"{outcome} {detail}")
+            self.sanitized_checked = True
 
     def remove(self):
         for tree in self.trees:
@@ -343,6 +353,7 @@ def try_mutant(slot, mutant, timeout):
     finally:
         (quick / mutant.file).write_text(original)
     if outcome == "survived":
+        slot.check_sanitized(timeout)
         original = mutated_file(sanitized, mutant)
         try:
             if build(sanitized, sanitized=True) is not None:
