@@ -25,6 +25,7 @@ equivalent).
     python tests/mutation/run.py --resume          # go on after an interruption
     python tests/mutation/run.py --only ID [ID ...]  # run some again (after a new test)
     python tests/mutation/run.py --list            # the sample, without running it
+    python tests/mutation/run.py --report          # the report of the outcomes so far
 
 Needs Python >= 3.11 (tomllib), GCC or Clang with their sanitizer runtimes, and the build
 requirements (Cython, NumPy, setuptools); the tests find MNIST through MNIST_NATIVE_DATA
@@ -387,6 +388,8 @@ def main(argv=None):
     parser.add_argument("--head", action="store_true",
                         help="test the last commit, not the working tree")
     parser.add_argument("--list", action="store_true", help="print the sample and stop")
+    parser.add_argument("--report", action="store_true",
+                        help="write the report of the outcomes so far, running nothing")
     args = parser.parse_args(argv)
 
     mutants = sample(args.per_file, args.seed)
@@ -395,11 +398,13 @@ def main(argv=None):
             print(f"{m.id} {m.file}:{m.line} [{m.operator}] {m.mutated.strip()}")
         return 0
     done = {}
-    if (args.resume or args.only) and PROGRESS.exists():
+    if (args.resume or args.only or args.report) and PROGRESS.exists():
         for line in PROGRESS.read_text().splitlines():
             record = json.loads(line)
             done[record["id"]] = record
-    if args.only:
+    if args.report:
+        todo = []
+    elif args.only:
         unknown = set(args.only) - {m.id for m in mutants}
         if unknown:
             raise SystemExit(f"not in the sample: {', '.join(sorted(unknown))}")
