@@ -352,3 +352,20 @@ def test_full_batch_pass_refuses_runs_of_other_data():
     arrays[at:at + 5] = other
     with pytest.raises(ValueError, match="runs do not match"):
         _train.full_batch_pass(*arrays, 0.0, 0, 1, True, 1)
+
+
+@pytest.mark.parametrize("column", [-1, 20, 21])
+def test_full_batch_pass_refuses_dense_columns_out_of_range(column):
+    """A dense column past the inputs (20 of them: 0 to 19) would read past the weights."""
+    rng = np.random.default_rng(3)
+    (x, y), (xv, yv) = make_data(rng, 100, 20, 3, 1.0), make_data(rng, 30, 20, 3, 1.0)
+    model = mn.NeuralNetwork(20, 5, 3, seed=1)
+    trainer = _fused.FusedTrainer(model, (x, y), (xv, yv), 0.5, False, None, 1)
+    arrays = list(trainer._pass_arrays)
+    at = next(i for i, a in enumerate(arrays) if a is trainer.dcols)
+    assert len(trainer.dcols) == 20  # all dense
+    dcols = trainer.dcols.copy()
+    dcols[-1] = column
+    arrays[at] = dcols
+    with pytest.raises(ValueError, match="dense column index out of range"):
+        _train.full_batch_pass(*arrays, 0.0, 0, 1, True, 1)
