@@ -6,7 +6,11 @@ Implementations (``Variant.impl``):
 native     ``mnist_native.NeuralNetwork`` (Cython + OpenMP), ``num_threads`` as given.
 reference  ``mnist_native.reference.NeuralNetwork`` (NumPy; BLAS uses its own threads).
 original   ``benches/original_lab.py``: the lab's list-based class, fed Python lists.
-torch      the same full-batch loop written with torch tensors (optional).
+torch      the same full-batch loop written with torch tensors (optional); for mini-batch
+           SGD, the model as a user writes it: nn.Sequential(Linear, Sigmoid, Linear),
+           CrossEntropyLoss and optim.SGD.
+sklearn    scikit-learn's MLPClassifier (optional, mini-batch SGD only): solver="sgd",
+           momentum=0, alpha=0, activation="logistic".
 
 Every implementation starts from the SAME initial weights: the ones the NumPy reference
 draws from ``SEED`` (native and reference draw them themselves from the seed; original and
@@ -32,10 +36,16 @@ try:
     import torch
 except ImportError:  # optional
     torch = None
+try:
+    import sklearn
+    from sklearn.neural_network import MLPClassifier
+except ImportError:  # optional
+    sklearn = None
 
 SEED = 1
 N_IN, N_OUT = 784, 10
 TORCH_HINT = "torch not installed: skipped (pip install torch==2.13.0 to include it)"
+SKLEARN_HINT = "scikit-learn not installed: skipped (pip install scikit-learn to include it)"
 
 # Correctness checks: a small slice, a few iterations, weights compared with these tolerances.
 CHECK_TRAIN, CHECK_VAL, CHECK_ITERATIONS = 500, 100, 3
@@ -159,6 +169,17 @@ def _train_lab_model(model, wl, train, validation, iterations):
         return time.perf_counter() - start
 
 
+def native_setup_seconds(variant, wl):
+    """Seconds of a 0-epoch ``train_xe`` call: checks, the conversion of the inputs for the
+    kernels, and the measure of the starting weights."""
+    model = _lab_model(variant, wl.hidden)
+    with quiet():
+        start = time.perf_counter()
+        model.train_xe(wl.train, wl.validation, 0, wl.learning_rate, plot=False,
+                       batch_size=wl.batch_size)
+        return time.perf_counter() - start
+
+
 def test_accuracy(w1, w2, test):
     """% of ``test`` right with these weights, by the reference's ``predict``."""
     model = reference.NeuralNetwork(N_IN, w1.shape[1], N_OUT, dtype=w1.dtype)
@@ -174,6 +195,17 @@ def fit(variant, wl, iterations, train=None, validation=None, test=True):
     """
     train = wl.train if train is None else train
     validation = wl.validation if validation is None else validation
+    if variant.impl == "torch" and wl.batch_size:
+        w1, w2 = initial_weights(wl.hidden, variant.dtype)
+        seconds, (w1, w2) = torch_sgd_fit(w1, w2, train, iterations, wl.learning_rate,
+                                          wl.batch_size, variant.threads)
+        return seconds, test_accuracy(w1, w2, wl.test) if test else None, (w1, w2)
+    if variant.impl == "sklearn":
+        seconds, model = sklearn_sgd_fit(train, iterations, wl, variant.dtype)
+        accuracy = 100.0 * model.score(wl.test[0], wl.test[1].argmax(axis=1)) if test else None
+        weights = (np.vstack([model.coefs_[0], model.intercepts_[0]]),
+                   np.vstack([model.coefs_[1], model.intercepts_[1]]))
+        return seconds, accuracy, weights
     if variant.impl == "torch":
         w1, w2 = initial_weights(wl.hidden, variant.dtype)
         seconds, (w1, w2) = torch_fit(w1, w2, train, validation, iterations,
@@ -242,6 +274,61 @@ def torch_fit(w1, w2, train, validation, iterations, learning_rate, threads, kee
     return seconds, (best[0].numpy(), best[1].numpy())
 
 
+# -- mini-batch SGD as users of torch and scikit-learn write it ---------------------------
+
+def torch_sgd_fit(w1, w2, train, epochs, learning_rate, batch_size, threads, shuffle=True):
+    """Mini-batch SGD with softmax + cross-entropy, the usual torch way: nn.Sequential,
+    CrossEntropyLoss (the batch mean, as the lab's ``backpropagate_xe``), optim.SGD; batches
+    taken from a shuffled index each epoch.  Starts from the lab's weights (w1, w2: bias
+    row last).  Returns (seconds, (w1, w2) as NumPy arrays in the lab's layout)."""
+    nn = torch.nn
+    torch.set_num_threads(threads)
+    torch.manual_seed(SEED)
+    dtype = torch.float32 if w1.dtype == np.float32 else torch.float64
+    model = nn.Sequential(nn.Linear(w1.shape[0] - 1, w1.shape[1]), nn.Sigmoid(),
+                          nn.Linear(w2.shape[0] - 1, w2.shape[1])).to(dtype)
+    with torch.no_grad():
+        for layer, w in ((model[0], w1), (model[2], w2)):
+            layer.weight.copy_(torch.from_numpy(np.ascontiguousarray(w[:-1].T)))
+            layer.bias.copy_(torch.from_numpy(w[-1].copy()))
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    loss_fn = nn.CrossEntropyLoss()
+    start = time.perf_counter()
+    x = torch.from_numpy(train[0]).to(dtype)
+    y = torch.from_numpy(train[1].argmax(axis=1))
+    n = len(x)
+    for _ in range(epochs):
+        order = torch.randperm(n) if shuffle else torch.arange(n)
+        for i in range(0, n, batch_size):
+            batch = order[i:i + batch_size]
+            optimizer.zero_grad()
+            loss_fn(model(x[batch]), y[batch]).backward()
+            optimizer.step()
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        out = [np.vstack([layer.weight.numpy().T, layer.bias.numpy()])
+               for layer in (model[0], model[2])]
+    return seconds, tuple(out)
+
+
+def sklearn_sgd_fit(train, epochs, wl, dtype):
+    """MLPClassifier at the same settings (its own initial weights), ``epochs`` epochs:
+    (seconds of ``fit`` as a user calls it, the fitted model)."""
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    model = MLPClassifier(hidden_layer_sizes=(wl.hidden,), activation="logistic",
+                          solver="sgd", alpha=0.0, momentum=0.0, nesterovs_momentum=False,
+                          learning_rate="constant", learning_rate_init=wl.learning_rate,
+                          batch_size=wl.batch_size, max_iter=epochs, shuffle=True,
+                          early_stopping=False, random_state=SEED)
+    x, y = train[0].astype(dtype), train[1].argmax(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # few epochs, on purpose
+        start = time.perf_counter()
+        model.fit(x, y)
+        return time.perf_counter() - start, model
+
+
 # -- correctness: every variant against the reference before it is timed ------------------
 
 def compare(label, got, want, rtol):
@@ -282,6 +369,17 @@ def check(variant, wl):
     """
     train, validation = head(wl.train, CHECK_TRAIN), head(wl.validation, CHECK_VAL)
     ref = Variant("reference", variant.dtype, None)
+    if variant.impl == "torch" and wl.batch_size:
+        # one epoch of batches in order, against the reference's (no shuffling either side)
+        model = _lab_model(ref, wl.hidden)
+        with quiet():
+            model.train_xe(train, validation, 1, wl.learning_rate, plot=False,
+                           batch_size=wl.batch_size, shuffle=False)
+        w1, w2 = initial_weights(wl.hidden, variant.dtype)
+        got = torch_sgd_fit(w1, w2, train, 1, wl.learning_rate, wl.batch_size,
+                            variant.threads, shuffle=False)[1]
+        return compare(variant.label, got, (model.W_input_to_hidden, model.W_hidden_to_output),
+                       RTOL[variant.dtype])
     if variant.impl in ("native", "reference"):
         iterations = 1 if wl.batch_size else CHECK_ITERATIONS  # an epoch: many mini-batch steps
         want = fit(ref, wl, iterations, train, validation, test=False)[2]

@@ -33,7 +33,9 @@ def _wanted_simd():
 SIMD = _train.simd_init(_wanted_simd())
 
 # Samples per chunk: a function of the batch size only (never of the thread count), so the
-# order in which partial gradients are added, and so every bit of the result, is fixed.
+# order in which partial gradients are added, and so every bit of the result, is fixed.  A
+# mini-batch step of up to MIN_CHUNK samples is one chunk: its gradient needs no partial
+# sums at all (see _train.sgd_epoch).
 MIN_CHUNK, MAX_CHUNK, TARGET_CHUNKS = 512, 1024, 8
 SIMD_BYTES = _train.SIMD_BYTES  # hidden units are padded to whole vectors of the widest variant
 
@@ -44,6 +46,16 @@ def chunk_size(batch):
 
 def n_chunks(batch):
     return -(-batch // chunk_size(batch))
+
+
+# A mini-batch chunk's forward pass goes over the threads in pieces of samples: about
+# TARGET_PIECES of them, of MIN_PIECE to GROUP samples (a piece shares each tile of weight
+# rows it loads).  Any piece size gives the same weights: each sample's values are its own.
+MIN_PIECE, TARGET_PIECES = 8, 4
+
+
+def piece_size(chunk):
+    return min(_train.GROUP, chunk, max(MIN_PIECE, -(-chunk // TARGET_PIECES)))
 
 
 # Measuring passes have no partial gradients to keep, so their chunks can be small: many
@@ -88,7 +100,7 @@ def dense_threshold(hp, dtype):
     return DENSE_MIN_DENSITY if full else NEARLY_FULL_DENSITY
 
 
-def dense_columns(x, hp):
+def dense_columns(x, hp, n_threads=1):
     """The columns of the training inputs ``x`` (an array or ``SparseRows``) that go to the
     dense block (int64 indices), chosen by measured density: sparse data stays CSR, dense
     data goes all dense."""
@@ -96,7 +108,7 @@ def dense_columns(x, hp):
         counts = x.column_counts()
     else:
         counts = np.empty(x.shape[1], dtype=np.int64)
-        _train.column_counts(counts, x)
+        _train.column_counts(counts, x, n_threads)
     return np.flatnonzero(counts >= dense_threshold(hp, x.dtype) * len(x)).astype(np.int64)
 
 
@@ -171,7 +183,7 @@ class FusedTrainer:
         n_in, h, k = w1.shape[0] - 1, w1.shape[1], w2.shape[1]
         lanes = SIMD_BYTES // dtype.itemsize
         hp = -(-h // lanes) * lanes
-        self.dcols = dense_columns(data_arrays[0], hp)
+        self.dcols = dense_columns(data_arrays[0], hp, model.num_threads)
         self.train = Batches(*data_arrays, self.dcols, model.num_threads)
         self.val = Batches(*val_arrays, self.dcols, model.num_threads)
         self.n_samples = self.train.n
@@ -185,17 +197,6 @@ class FusedTrainer:
         self.w2t = aligned_zeros((k, hp), dtype)
         self.b2 = np.zeros((1, k), dtype=dtype)
         self._load_weights(w1, w2)
-        step_batch = batch_size or self.train.n
-        grad_chunks = n_chunks(step_batch)
-        v.check_fits_in_memory(grad_chunks * (n_in + 1 + k) * hp * dtype.itemsize,
-                               "the training buffers")
-        self.gw1 = aligned_zeros((grad_chunks, n_in + 1, hp), dtype)
-        self.gw2t = aligned_zeros((grad_chunks, k, hp), dtype)
-        self.gb2 = np.empty((grad_chunks, k), dtype=dtype)
-        # Measuring passes run over whole data sets, in chunks of their own size.
-        stat_chunks = max(grad_chunks, n_chunks(self.train.n) + measure_chunks(self.val.n),
-                          measure_chunks(self.train.n))
-        self.stats = np.empty((stat_chunks, 2), dtype=np.float64)
         t = self.threads
         self.u = aligned_zeros((t, _train.GROUP * hp), dtype)
         self.d = aligned_zeros((t, _train.GROUP * hp), dtype)
@@ -206,17 +207,59 @@ class FusedTrainer:
         self.o = aligned_zeros((t, _train.out_scratch_size(hp, k, dtype.itemsize)), dtype)
         self.w2s = aligned_zeros((_train.output_weights_size(hp, k, dtype.itemsize),), dtype)
         self.best = (np.empty_like(self.w1), np.empty_like(self.w2t), np.empty_like(self.b2))
-        # full_batch_pass's arrays and sizes, the same every iteration: gathered once.
-        train, val = self.train, self.val
-        # Full batch: the groups are fixed, so their runs are made once.
-        self._runs = pixel_runs(train, n_in, chunk_size(train.n)) if batch_size is None \
-            else no_runs(dtype)
-        self._pass_arrays = (
-            self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats, self.u, self.d,
-            self.cursor, self.rows, self.o, self.w2s, train.indptr, train.indices, train.values,
-            train.dense, train.targets, train.labels, val.indptr, val.indices, val.values,
-            val.dense, val.targets, val.labels, self.dcols, *self._runs, self.h,
-            chunk_size(train.n), measure_chunk_size(val.n))
+        self.batch_size = batch_size
+        if batch_size is None:
+            self._full_batch_buffers(n_in, hp, k, dtype)
+        else:
+            self._sgd_buffers(n_in, hp, k, dtype)
+        # Measuring passes run over whole data sets, in chunks of their own size.
+        self.stats = np.empty((max(measure_chunks(self.train.n), n_chunks(self.train.n)
+                                   + measure_chunks(self.val.n)), 2), dtype=np.float64)
+        if batch_size is None:
+            train, val = self.train, self.val
+            # full_batch_pass's arrays and sizes, the same every iteration: gathered once.
+            self._pass_arrays = (
+                self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats, self.u,
+                self.d, self.cursor, self.rows, self.o, self.w2s, train.indptr, train.indices,
+                train.values, train.dense, train.targets, train.labels, val.indptr,
+                val.indices, val.values, val.dense, val.targets, val.labels, self.dcols,
+                *self._runs, self.h, chunk_size(train.n), measure_chunk_size(val.n))
+
+    def _full_batch_buffers(self, n_in, hp, k, dtype):
+        """The chunks' partial gradients, and the training set's runs (its groups are fixed,
+        so they are made once)."""
+        chunks = n_chunks(self.train.n)
+        v.check_fits_in_memory(chunks * (n_in + 1 + k) * hp * dtype.itemsize,
+                               "the training buffers")
+        self.gw1 = aligned_zeros((chunks, n_in + 1, hp), dtype)
+        self.gw2t = aligned_zeros((chunks, k, hp), dtype)
+        self.gb2 = np.empty((chunks, k), dtype=dtype)
+        self._runs = pixel_runs(self.train, n_in, chunk_size(self.train.n))
+
+    def _sgd_buffers(self, n_in, hp, k, dtype):
+        """sgd_epoch's arrays, in the order it takes them (see _train.sgd_epoch)."""
+        chunk = chunk_size(min(self.batch_size, self.train.n))
+        piece = piece_size(chunk)
+        lanes = SIMD_BYTES // dtype.itemsize
+        kstride = -(-k // lanes) * lanes
+        width = max(hp, kstride)
+        m = len(self.dcols)
+        longest = int(np.diff(self.train.indptr).max(initial=0))
+        several = chunk < min(self.batch_size, self.train.n)
+        pieces = -(-chunk // piece)
+        entries = pieces * piece * longest  # room for each piece's entries regrouped
+        v.check_fits_in_memory(chunk * (2 * hp + kstride + m) * dtype.itemsize
+                               + entries * (4 + dtype.itemsize)
+                               + several * (n_in + 2 + k) * width * 8, "the training buffers")
+        t, acc_rows = self.threads, (n_in + 2 + k) if several else 0
+        self._sgd_arrays = (
+            aligned_zeros((chunk, hp), dtype), aligned_zeros((chunk, hp), dtype),
+            aligned_zeros((chunk, kstride), dtype), np.zeros((chunk, m), dtype),
+            np.empty((pieces, 2), np.float64), np.empty((pieces, n_in + 1), np.int64),
+            np.empty(entries, np.int32), np.empty(entries, dtype),
+            np.zeros(n_in if several else 0, np.uint8), np.empty((acc_rows, width), np.float64),
+            self.o, self.cursor, self.rows, aligned_zeros((t, width), dtype), self.w2s)
+        self._sgd_sizes = (chunk, piece)
 
     def _load_weights(self, w1, w2):
         h = self.h
@@ -224,15 +267,14 @@ class FusedTrainer:
         self.w2t[:, :h] = w2[:h].T
         self.b2[0] = w2[h]
 
-    def _run(self, batches, order, batch_size, mode, chunk=None):
-        loss_sum, correct = _train.run_epoch(
-            self.w1, self.w2t, self.b2, self.gw1, self.gw2t, self.gb2, self.stats,
-            self.u, self.d, self.cursor, self.rows, self.o, self.w2s, batches.indptr,
-            batches.indices, batches.values, batches.dense, self.dcols, batches.targets,
-            batches.labels, order, self.h, batch_size, chunk or chunk_size(batch_size),
-            self.learning_rate, self.loss, self.act, mode, self.threads)
-        n = min(batch_size, len(order))
-        return 100.0 * correct / n, loss_sum / n
+    def _measure(self, batches):
+        """(accuracy %, mean loss) of the current weights on ``batches``."""
+        loss_sum, correct = _train.measure(
+            self.w1, self.w2t, self.b2, self.stats, self.u, self.d, self.cursor, self.rows,
+            self.o, self.w2s, batches.indptr, batches.indices, batches.values, batches.dense,
+            self.dcols, batches.targets, batches.labels, batches.identity, self.h,
+            measure_chunk_size(batches.n), self.loss, self.act, self.threads)
+        return 100.0 * correct / batches.n, loss_sum / batches.n
 
     def _full_batch_pass(self, step, gradient):
         """(training accuracy %, mean loss), validation accuracy %: see
@@ -253,12 +295,13 @@ class FusedTrainer:
         return self._full_batch_pass(self.learning_rate / self.train.n, gradient)
 
     def epoch(self, order, batch_size):
-        # The training loop's order is already int64: no copy per epoch.
-        self._run(self.train, np.asarray(order, dtype=np.int64), batch_size, _train.STEP)
-
-    def _measure(self, batches):
-        return self._run(batches, batches.identity, batches.n, _train.MEASURE,
-                         measure_chunk_size(batches.n))
+        """One epoch of mini-batch SGD in ``order`` (int64 already: no copy per epoch)."""
+        train = self.train
+        _train.sgd_epoch(self.w1, self.w2t, self.b2, train.indptr, train.indices, train.values,
+                         train.dense, self.dcols, train.targets, train.labels,
+                         np.asarray(order, dtype=np.int64), *self._sgd_arrays, self.h,
+                         batch_size, *self._sgd_sizes, self.learning_rate, self.loss, self.act,
+                         self.threads)
 
     def measure_training(self):
         return self._measure(self.train)

@@ -12,15 +12,18 @@ Design
 * A full-batch iteration is one call (``full_batch_pass``): the pending update, then one
   parallel pass over the training and validation chunks.
 * Samples go through the kernels (fused_body.h) in groups: the hidden sums with the group's
-  pixels in tiles of weight rows and each sample's sums in registers, then the outputs, metrics and
-  deltas, then the group's terms of the chunk's partial gradient.  For mini-batches the
-  input layer's terms are scattered from the CSR entries; for full batches (fixed groups)
-  they come from the entries regrouped once per ``train()`` by pixel (``pixel_runs``):
-  each pixel's gradient row is then loaded and stored once per group, and the same sums
-  come out bit for bit.
-* Samples are split into fixed chunks whose size depends only on the batch size, never on the
-  thread count; threads take whole chunks and the partial gradients are added in chunk order.
-  So results are bit-identical for any number of threads.
+  pixels in tiles of weight rows and each sample's sums in registers, then the outputs,
+  metrics and deltas.
+* Full batch (``full_batch_pass``): then the group's terms of its chunk's partial gradient,
+  the input layer's from the entries regrouped once per ``train()`` by pixel
+  (``pixel_runs``): each pixel's gradient row is loaded and stored once per group.  Samples
+  are split into fixed chunks whose size depends only on the batch size, never on the
+  thread count; threads take whole chunks and the partial gradients are added in chunk
+  order.
+* Mini-batches (``sgd_epoch``): every sample's deltas are kept, then each weight row's
+  gradient is made whole, by one thread, and applied at once; only the rows of pixels
+  present in the step are visited (see "Mini-batch SGD" below).
+* So results are bit-identical for any number of threads.
 * Precision: a sample's sums and a chunk's partial gradient are kept in the model's dtype
   (in float32 for float32 models, as BLAS's sgemm does); chunks are combined in double.
 * A whole epoch of mini-batches runs here without returning to Python.
@@ -65,6 +68,24 @@ cdef extern from "fused.h" nogil:
                       const double *w2, int64_t r0, int64_t r1, int64_t n_in, int64_t h,
                       int64_t hp, int64_t k, int loss, int act, const mn_runs *runs,
                       int64_t group0)
+    void mn_deltas_f32(float *u, float *d, float *dko, int64_t kstride, float *xc,
+                       double *stats, float *o, int64_t *cursor, int64_t *rows,
+                       const int64_t *indptr, const uint16_t *indices, const float *values,
+                       const float *xd, int64_t m, const int64_t *dcols, const int64_t *order,
+                       const float *targets, const int32_t *labels, const float *w1,
+                       const float *w2t, const float *w2, int64_t r0, int64_t r1, int64_t n_in,
+                       int64_t h, int64_t hp, int64_t k, int loss, int act)
+    void mn_deltas_f64(double *u, double *d, double *dko, int64_t kstride, double *xc,
+                       double *stats, double *o, int64_t *cursor, int64_t *rows,
+                       const int64_t *indptr, const uint16_t *indices, const double *values,
+                       const double *xd, int64_t m, const int64_t *dcols, const int64_t *order,
+                       const double *targets, const int32_t *labels, const double *w1,
+                       const double *w2t, const double *w2, int64_t r0, int64_t r1,
+                       int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss, int act)
+    void mn_row_grad_f32(float *g, const float *v, int64_t vstride, const int32_t *idx,
+                         const float *x, int64_t xstride, int64_t n, int64_t hp, int add)
+    void mn_row_grad_f64(double *g, const double *v, int64_t vstride, const int32_t *idx,
+                         const double *x, int64_t xstride, int64_t n, int64_t hp, int add)
     void mn_output_weights_f32(float *w2, const float *w2t, const float *b2, int64_t h,
                                int64_t hp, int64_t k)
     void mn_output_weights_f64(double *w2, const double *w2t, const double *b2, int64_t h,
@@ -153,11 +174,6 @@ cdef inline void reduce_update(floating *w, const floating *g, int64_t n_chunks,
         mn_reduce_update_f64(w, g, n_chunks, stride, m, step)
 
 
-# run_epoch modes
-cdef enum:
-    MODE_MEASURE = 0   # forward only: loss and accuracy
-    MODE_STEP = 1      # gradient and weight update after every batch
-MEASURE, STEP = MODE_MEASURE, MODE_STEP
 cdef enum:
     SMALL_WORK = 1 << 15  # additions (weights x chunks) below which one thread beats two
     UPDATE_PIECE = 4096   # weights per piece of the parallel update
@@ -187,26 +203,35 @@ cdef void apply_step(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1]
 # Internal callers allocate all the arrays; a mismatch would write out of bounds, so it is
 # refused before the GIL is released.
 cdef int check_buffers(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2,
-                       floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
                        double[:, ::1] stats, floating[:, ::1] u, floating[:, ::1] d,
                        int64_t[:, ::1] cursor, int64_t[:, ::1] rows, floating[:, ::1] o,
-                       floating[::1] w2s, Py_ssize_t h, int64_t stat_chunks, int64_t grad_chunks,
+                       floating[::1] w2s, Py_ssize_t h, int64_t stat_chunks,
                        int n_threads) except -1:
-    """The weights, scratch, ``stat_chunks`` rows of stats and (unless ``grad_chunks`` is 0)
-    that many chunks of partial gradients fit each other and ``n_threads`` threads."""
-    cdef int64_t n_in = w1.shape[0] - 1, hp = w1.shape[1], k = w2t.shape[0]
-    cdef bint grad = grad_chunks > 0
+    """The weights, scratch and ``stat_chunks`` rows of stats fit each other and
+    ``n_threads`` threads."""
+    cdef int64_t hp = w1.shape[1], k = w2t.shape[0]
     if n_threads < 1:
         raise ValueError("n_threads must be >= 1")
-    if stats.shape[0] < stat_chunks or (grad and gw1.shape[0] < grad_chunks):
+    if stats.shape[0] < stat_chunks:
         raise ValueError(f"buffers hold {stats.shape[0]} chunks, {stat_chunks} needed")
     if (w2t.shape[1] != hp or b2.shape[1] != k or h > hp or u.shape[1] != MN_GROUP * hp
             or d.shape[1] != MN_GROUP * hp or cursor.shape[1] != MN_GROUP
             or rows.shape[1] != MN_GROUP or o.shape[1] < out_scratch_size(hp, k, sizeof(floating))
             or w2s.shape[0] < output_weights_size(hp, k, sizeof(floating))
-            or min(u.shape[0], d.shape[0], cursor.shape[0], rows.shape[0], o.shape[0]) < n_threads
-            or (grad and (gw1.shape[1] != n_in + 1 or gw1.shape[2] != hp
-                          or gw2t.shape[1] != k or gw2t.shape[2] != hp or gb2.shape[1] != k))):
+            or min(u.shape[0], d.shape[0], cursor.shape[0], rows.shape[0], o.shape[0]) < n_threads):
+        raise ValueError("inconsistent array shapes")
+    return 0
+
+
+cdef int check_gradients(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, :, ::1] gw1,
+                         floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
+                         int64_t grad_chunks) except -1:
+    """``grad_chunks`` chunks of partial gradients for these weights."""
+    cdef int64_t hp = w1.shape[1], k = w2t.shape[0]
+    if min(gw1.shape[0], gw2t.shape[0], gb2.shape[0]) < grad_chunks:
+        raise ValueError(f"buffers hold {gw1.shape[0]} chunks, {grad_chunks} needed")
+    if (gw1.shape[1] != w1.shape[0] or gw1.shape[2] != hp or gw2t.shape[1] != k
+            or gw2t.shape[2] != hp or gb2.shape[1] != k):
         raise ValueError("inconsistent array shapes")
     return 0
 
@@ -466,8 +491,8 @@ def full_batch_pass(
     n_train = (n + chunk_size - 1) // chunk_size
     n_all = n_train + (nv + v_chunk_size - 1) // v_chunk_size
     groups_per_chunk = (chunk_size + MN_GROUP - 1) // MN_GROUP
-    check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, w2s, h, n_all,
-                  n_train, n_threads)
+    check_buffers(w1, w2t, b2, stats, u, d, cursor, rows, o, w2s, h, n_all, n_threads)
+    check_gradients(w1, w2t, gw1, gw2t, gb2, n_train)
     check_data(indptr, indices, values, xd, dcols, targets, labels, n_in, k)
     check_data(v_indptr, v_indices, v_values, v_xd, dcols, v_targets, v_labels, n_in, k)
     if group_runs.shape[0] > 0:
@@ -511,40 +536,30 @@ def full_batch_pass(
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef inline void epoch_chunk(
-        int64_t c, int t, int64_t start, int64_t stop, int64_t chunk_size, bint grad,
-        floating[:, ::1] w1, floating[:, ::1] w2t,
-        floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
-        double[:, ::1] stats, floating[:, ::1] u, floating[:, ::1] d,
+cdef inline void measure_chunk(
+        int64_t c, int t, int64_t n, int64_t chunk_size, floating[:, ::1] w1,
+        floating[:, ::1] w2t, double[:, ::1] stats, floating[:, ::1] u, floating[:, ::1] d,
         int64_t[:, ::1] cursor, int64_t[:, ::1] rows, floating[:, ::1] o, floating[::1] w2s,
         const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
         const floating[:, ::1] xd, const int64_t[::1] dcols, const floating[:, ::1] targets,
         const int32_t[::1] labels, const int64_t[::1] order, int64_t h, int loss,
         int act) noexcept nogil:
-    """Chunk ``c`` of run_epoch's batch [start, stop) of ``order``, on thread ``t``'s
-    scratch, with its partial gradient when ``grad``."""
-    cdef int64_t r0 = start + c * chunk_size, r1
-    cdef floating *g1 = NULL
-    cdef floating *g2 = NULL
-    cdef floating *gb = NULL
-    r1 = r0 + chunk_size if r0 + chunk_size < stop else stop
-    if grad:
-        g1, g2, gb = &gw1[c, 0, 0], &gw2t[c, 0, 0], &gb2[c, 0]
-    chunk(g1, g2, gb, &stats[c, 0], &u[t, 0], &d[t, 0], &cursor[t, 0], &rows[t, 0],
-          &o[t, 0], &indptr[0], &indices[0], &values[0], &xd[0, 0], dcols.shape[0], &dcols[0],
-          &order[0], &targets[0, 0], &labels[0], &w1[0, 0], &w2t[0, 0], &w2s[0], r0, r1,
-          w1.shape[0] - 1, h, w1.shape[1], w2t.shape[0], loss, act)
+    """Chunk ``c`` of measure's samples, on thread ``t``'s scratch."""
+    cdef int64_t r0 = c * chunk_size, r1
+    r1 = r0 + chunk_size if r0 + chunk_size < n else n
+    chunk(<floating *>NULL, <floating *>NULL, <floating *>NULL, &stats[c, 0], &u[t, 0],
+          &d[t, 0], &cursor[t, 0], &rows[t, 0], &o[t, 0], &indptr[0], &indices[0], &values[0],
+          &xd[0, 0], dcols.shape[0], &dcols[0], &order[0], &targets[0, 0], &labels[0],
+          &w1[0, 0], &w2t[0, 0], &w2s[0], r0, r1, w1.shape[0] - 1, h, w1.shape[1],
+          w2t.shape[0], loss, act)
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def run_epoch(
-        # weights, updated in place: w1 (n_in + 1, hp), w2t (k, hp), b2 (1, k)
-        floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2,
-        # per-chunk partial gradients: gw1 (chunks, n_in + 1, hp), gw2t (chunks, k, hp),
-        # gb2 (chunks, k); per-chunk [loss sum, correct count]: stats (chunks, 2)
-        floating[:, :, ::1] gw1, floating[:, :, ::1] gw2t, floating[:, ::1] gb2,
-        double[:, ::1] stats,
+def measure(
+        # weights: w1 (n_in + 1, hp), w2t (k, hp), b2 (1, k); per-chunk [loss sum, correct
+        # count]: stats (chunks, 2)
+        floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2, double[:, ::1] stats,
         # per-thread scratch: u, d (threads, GROUP * hp), cursor, rows (threads, GROUP),
         # o (threads, out_scratch_size(hp, k)); shared: w2s (output_weights_size(hp, k))
         floating[:, ::1] u, floating[:, ::1] d, int64_t[:, ::1] cursor, int64_t[:, ::1] rows,
@@ -554,78 +569,456 @@ def run_epoch(
         const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
         const floating[:, ::1] xd, const int64_t[::1] dcols,
         const floating[:, ::1] targets, const int32_t[::1] labels, const int64_t[::1] order,
-        Py_ssize_t h, Py_ssize_t batch_size, Py_ssize_t chunk_size, double learning_rate,
-        int loss, int act, int mode, int n_threads):
-    """One pass over the samples in ``order``, in batches of ``batch_size``.
-
-    ``mode`` STEP: each batch is followed by the gradient step ``w -= learning_rate *
-    mean gradient``; MEASURE: a forward pass that only measures.  Returns the first batch's
-    (loss sum, correct count), measured with the weights before its step.  Signals are
-    checked between batches, so Ctrl-C stops a long epoch promptly (with the weights
-    part-way through it).
-    """
+        Py_ssize_t h, Py_ssize_t chunk_size, int loss, int act, int n_threads):
+    """(loss sum, correct count) of the weights over the samples in ``order``: a forward
+    pass in chunks of ``chunk_size``, the chunks' sums added in chunk order."""
     cdef int64_t n = order.shape[0], n_in = w1.shape[0] - 1, k = w2t.shape[0]
-    cdef int64_t start, stop, n_chunks, c, worst
-    cdef double first_loss = 0.0, first_correct = 0.0
-    cdef bint grad = mode == MODE_STEP
-    cdef bint first = True
-    if mode not in (MODE_MEASURE, MODE_STEP):
-        raise ValueError("mode must be MEASURE or STEP")
-    if batch_size < 1 or chunk_size < 1 or n < 1:
-        raise ValueError("batch_size, chunk_size and the sample count must be >= 1")
-    worst = (min(batch_size, n) + chunk_size - 1) // chunk_size
-    check_buffers(w1, w2t, b2, gw1, gw2t, gb2, stats, u, d, cursor, rows, o, w2s, h, worst,
-                  worst if grad else 0, n_threads)
+    cdef int64_t n_chunks, c
+    cdef double loss_sum = 0.0, correct = 0.0
+    if chunk_size < 1 or n < 1:
+        raise ValueError("chunk_size and the sample count must be >= 1")
+    n_chunks = (n + chunk_size - 1) // chunk_size
+    check_buffers(w1, w2t, b2, stats, u, d, cursor, rows, o, w2s, h, n_chunks, n_threads)
     check_data(indptr, indices, values, xd, dcols, targets, labels, n_in, k)
+    check_order(order, targets.shape[0])
     with nogil:
-        start = 0
-        while start < n:
-            stop = start + batch_size if start + batch_size < n else n
-            n_chunks = (stop - start + chunk_size - 1) // chunk_size
-            output_weights(w2s, w2t, b2, h)  # the weights moved at the last step
-            # No more threads than chunks: an idle thread still has to be woken and waited
-            # for; and one thread opens no OpenMP region (it would allocate a team each time).
-            if n_threads == 1 or n_chunks == 1:
-                for c in range(n_chunks):
-                    epoch_chunk(c, 0, start, stop, chunk_size, grad, w1, w2t, gw1, gw2t, gb2,
-                                stats, u, d, cursor, rows, o, w2s, indptr, indices, values, xd,
-                                dcols, targets, labels, order, h, loss, act)
-            else:
-                for c in prange(n_chunks, schedule="static",
-                                num_threads=n_threads if n_threads < n_chunks else n_chunks):
-                    epoch_chunk(c, mn_thread_num(), start, stop, chunk_size, grad, w1, w2t,
-                                gw1, gw2t, gb2, stats, u, d, cursor, rows, o, w2s, indptr,
-                                indices, values, xd, dcols, targets, labels, order, h, loss,
-                                act)
-            if first:  # chunk sums added in chunk order: independent of the thread count
-                for c in range(n_chunks):
-                    first_loss += stats[c, 0]
-                    first_correct += stats[c, 1]
-                first = False
-            if mode == MODE_STEP:
-                apply_step(w1, w2t, b2, gw1, gw2t, gb2, n_chunks, learning_rate / (stop - start),
-                           n_threads)
-            start = stop
-            if start < n:
-                with gil:  # Ctrl-C is seen between batches; raises KeyboardInterrupt
-                    PyErr_CheckSignals()
-    return first_loss, first_correct
+        output_weights(w2s, w2t, b2, h)
+        # One thread opens no OpenMP region (it would allocate a team each time).
+        if n_threads == 1 or n_chunks == 1:
+            for c in range(n_chunks):
+                measure_chunk(c, 0, n, chunk_size, w1, w2t, stats, u, d, cursor, rows, o, w2s,
+                              indptr, indices, values, xd, dcols, targets, labels, order, h,
+                              loss, act)
+        else:
+            for c in prange(n_chunks, schedule="static",
+                            num_threads=n_threads if n_threads < n_chunks else n_chunks):
+                measure_chunk(c, mn_thread_num(), n, chunk_size, w1, w2t, stats, u, d, cursor,
+                              rows, o, w2s, indptr, indices, values, xd, dcols, targets, labels,
+                              order, h, loss, act)
+        for c in range(n_chunks):  # in chunk order: independent of the thread count
+            loss_sum += stats[c, 0]
+            correct += stats[c, 1]
+    return loss_sum, correct
+
+
+# Mini-batch SGD (sgd_epoch).  A step's samples go in chunks (a function of the batch size
+# only), and each chunk in two phases:
+#   1. by pieces of samples, over the threads: forward and deltas (mn_deltas), every
+#      sample's hidden outputs, deltas and dense inputs kept for the chunk; and the piece's
+#      sparse entries regrouped by pixel (transpose_piece);
+#   2. by weight rows, over the threads: the gradient of a row (mn_row_grad), its terms added
+#      in sample order (piece by piece), so no partial gradients need combining.  Only rows
+#      with a nonzero gradient are visited: the pixels present in the chunk, the dense
+#      block's pixels, the bias row, and the output layer's rows and biases.
+# A one-chunk step updates each row as soon as its gradient is made; with several chunks the
+# rows' gradients are summed in double in chunk order (as full batch does) and the step's
+# rows are updated once the last chunk is done.  Every sum has one fixed order: the weights
+# are bit-identical for any number of threads.
+cdef struct Step:
+    # the data set, its visiting order, this chunk of it: samples order[r0..r1)
+    const int64_t *indptr
+    const uint16_t *indices
+    const void *values
+    const void *xd
+    const int64_t *dcols
+    const void *targets
+    const int32_t *labels
+    const int64_t *order
+    int64_t r0, r1, piece, pieces
+    int64_t n_in, h, hp, k, kstride, m
+    int loss, act
+    # the weights and the output weights by hidden unit (mn_output_weights)
+    void *w1
+    void *w2t
+    void *b2
+    const void *w2s
+    double step  # learning rate / batch size
+    # phase 1's rows, one per sample of the chunk: hidden outputs u, hidden deltas d (rows of
+    # hp), output deltas dk (rows of kstride), dense inputs xc (rows of m); stats per piece
+    void *u
+    void *d
+    void *dk
+    void *xc
+    double *stats
+    # per-thread scratch (rows of the given strides): outputs o, gradient row g
+    void *o
+    int64_t o_stride
+    int64_t *cursor
+    int64_t *rows
+    void *g
+    int64_t g_stride
+    # each piece's sparse entries by pixel: piece q's pixel p has entries tstart[q, p] to
+    # tstart[q, p + 1] (rows of n_in + 1) of its part of tsample, tvalue (piece * longest
+    # entries from q * piece * longest), in sample order
+    int64_t *tstart
+    int32_t *tsample
+    void *tvalue
+    int64_t longest
+    # several chunks per step: the pixels seen in the step so far (mark), and the gradient
+    # sums acc (rows of acc_stride: w1's, w2t's, b2)
+    bint several
+    int64_t chunk_index
+    uint8_t *mark
+    double *acc
+    int64_t acc_stride
+
+
+cdef inline void deltas(floating *u, floating *d, floating *dk, floating *xc,
+                        double *stats, floating *o, int64_t *cursor, int64_t *rows,
+                        const Step *s, int64_t r0, int64_t r1) noexcept nogil:
+    if floating is float:
+        mn_deltas_f32(u, d, dk, s.kstride, xc, stats, o, cursor, rows, s.indptr, s.indices,
+                      <const float *>s.values, <const float *>s.xd, s.m, s.dcols, s.order,
+                      <const float *>s.targets, s.labels, <const float *>s.w1,
+                      <const float *>s.w2t, <const float *>s.w2s, r0, r1, s.n_in, s.h, s.hp,
+                      s.k, s.loss, s.act)
+    else:
+        mn_deltas_f64(u, d, dk, s.kstride, xc, stats, o, cursor, rows, s.indptr, s.indices,
+                      <const double *>s.values, <const double *>s.xd, s.m, s.dcols, s.order,
+                      <const double *>s.targets, s.labels, <const double *>s.w1,
+                      <const double *>s.w2t, <const double *>s.w2s, r0, r1, s.n_in, s.h, s.hp,
+                      s.k, s.loss, s.act)
+
+
+cdef inline void row_grad(floating *g, const floating *v, int64_t vstride, const int32_t *idx,
+                          const floating *x, int64_t xstride, int64_t n, int64_t width,
+                          bint add) noexcept nogil:
+    if floating is float:
+        mn_row_grad_f32(g, v, vstride, idx, x, xstride, n, width, add)
+    else:
+        mn_row_grad_f64(g, v, vstride, idx, x, xstride, n, width, add)
+
+
+cdef void transpose_piece(const Step *s, int64_t q, const floating *values) noexcept nogil:
+    """Piece q's sparse entries by pixel, in sample order within a pixel: a counting sort."""
+    cdef int64_t *start = s.tstart + q * (s.n_in + 1)
+    cdef int64_t base = q * s.piece * s.longest, i0 = s.r0 + q * s.piece, i1, p, r, e, pos, row
+    cdef int32_t *sample = s.tsample + base
+    cdef floating *value = <floating *>s.tvalue + base
+    i1 = min(i0 + s.piece, s.r1)
+    for p in range(s.n_in + 1):
+        start[p] = 0
+    for r in range(i0, i1):
+        row = s.order[r]
+        for e in range(s.indptr[row], s.indptr[row + 1]):
+            start[s.indices[e] + 1] += 1
+    for p in range(s.n_in):
+        start[p + 1] += start[p]
+    for r in range(i0, i1):
+        row = s.order[r]
+        for e in range(s.indptr[row], s.indptr[row + 1]):
+            p = s.indices[e]
+            pos = start[p]
+            sample[pos] = <int32_t>(r - s.r0)
+            value[pos] = values[e]
+            start[p] = pos + 1
+    for p in range(s.n_in, 0, -1):  # each pixel's start is now its successor's
+        start[p] = start[p - 1]
+    start[0] = 0
+
+
+cdef void deltas_piece(const Step *s, int64_t q, int t, const floating *values) noexcept nogil:
+    """Phase 1 for piece q of the chunk, on thread t's scratch."""
+    cdef int64_t i0 = q * s.piece, i1 = min(i0 + s.piece, s.r1 - s.r0)
+    deltas(<floating *>s.u + i0 * s.hp, <floating *>s.d + i0 * s.hp,
+           <floating *>s.dk + i0 * s.kstride, <floating *>s.xc + i0 * s.m, s.stats + 2 * q,
+           <floating *>s.o + t * s.o_stride, s.cursor + t * MN_GROUP, s.rows + t * MN_GROUP,
+           s, s.r0 + i0, s.r0 + i1)
+    transpose_piece(s, q, values)
+
+
+cdef inline int64_t fixed_row(const Step *s, int64_t j) noexcept nogil:
+    """Row j of those every step updates (the dense pixels, the bias row, w2t's rows, b2):
+    its number in acc, where w1's rows come first (the bias row is n_in), then w2t's, then
+    b2."""
+    if j < s.m:
+        return s.dcols[j]
+    return s.n_in + j - s.m
+
+
+cdef inline floating *weight_row(const Step *s, int64_t row, int64_t *length,
+                                 floating *w1) noexcept nogil:
+    """The weights of acc's row ``row`` and their count."""
+    length[0] = s.hp
+    if row <= s.n_in:
+        return w1 + row * s.hp
+    if row <= s.n_in + s.k:
+        return <floating *>s.w2t + (row - s.n_in - 1) * s.hp
+    length[0] = s.k
+    return <floating *>s.b2
+
+
+cdef void apply_row(const Step *s, int64_t row, const floating *g, bint first,
+                    floating *w1) noexcept nogil:
+    """Row ``row``'s gradient g for this chunk: into the weights (a one-chunk step, the
+    update mn_reduce_update makes of one chunk) or into acc (set when ``first``)."""
+    cdef int64_t j, length
+    cdef floating *w = weight_row(s, row, &length, w1)
+    cdef double *a
+    if not s.several:
+        for j in range(length):
+            w[j] = <floating>(<double>w[j] - s.step * <double>g[j])
+        return
+    a = s.acc + row * s.acc_stride
+    if first:
+        for j in range(length):
+            a[j] = <double>g[j]
+    else:
+        for j in range(length):
+            a[j] += <double>g[j]
+
+
+cdef void gradient_row(const Step *s, int64_t i, int t, floating *w1) noexcept nogil:
+    """Phase 2, row i of the chunk: pixel i (if present in the chunk) for i < n_in, then the
+    fixed rows."""
+    cdef floating one = 1
+    cdef floating *g = <floating *>s.g + t * s.g_stride
+    cdef const floating *v = <floating *>s.d
+    cdef const floating *x
+    cdef int64_t vstride = s.hp, xstride = 0, width = s.hp, n = s.r1 - s.r0, j, q, e0, row
+    cdef int64_t *start
+    cdef bint seen = False, first
+    if i < s.n_in:
+        for q in range(s.pieces):
+            start = s.tstart + q * (s.n_in + 1) + i
+            if start[1] > start[0]:
+                e0 = q * s.piece * s.longest + start[0]
+                row_grad(g, v, s.hp, s.tsample + e0, <floating *>s.tvalue + e0, 1,
+                         start[1] - start[0], s.hp, seen)
+                seen = True
+        if not seen:
+            return
+        first = True
+        if s.several:
+            first = not s.mark[i]
+            s.mark[i] = 1
+        apply_row(s, i, g, first, w1)
+        return
+    j = i - s.n_in
+    if j < s.m:  # a dense pixel: its inputs, a column of xc
+        x = <floating *>s.xc + j
+        xstride = s.m
+    elif j == s.m:  # the bias row: input 1
+        x = &one
+    elif j <= s.m + s.k:  # w2t's row: the output deltas dk[., j - m - 1] times u
+        v = <floating *>s.u
+        x = <floating *>s.dk + (j - s.m - 1)
+        xstride = s.kstride
+    else:  # b2: the output deltas
+        v = <floating *>s.dk
+        vstride = width = s.kstride
+        x = &one
+    row_grad(g, v, vstride, NULL, x, xstride, n, width, False)
+    apply_row(s, fixed_row(s, j), g, s.chunk_index == 0, w1)
+
+
+cdef void update_row(const Step *s, int64_t i, floating *w1) noexcept nogil:
+    """A step of several chunks, once they are done: w -= step * acc for pixel i (if seen in
+    the step) for i < n_in, then the fixed rows."""
+    cdef int64_t row, j, length
+    cdef floating *w
+    cdef const double *a
+    if i < s.n_in:
+        if not s.mark[i]:
+            return
+        s.mark[i] = 0
+        row = i
+    else:
+        row = fixed_row(s, i - s.n_in)
+    w = weight_row(s, row, &length, w1)
+    a = s.acc + row * s.acc_stride
+    for j in range(length):
+        w[j] = <floating>(<double>w[j] - s.step * a[j])
+
+
+cdef enum:
+    # Multiply-adds in a phase below which one thread beats two (waking a thread and waiting
+    # for it costs a few microseconds).
+    PARALLEL_WORK = 1 << 16
+
+
+cdef void step_chunk(Step *s, floating *w1, const floating *values,
+                     int n_threads) noexcept nogil:
+    """Both phases for the chunk s.r0..s.r1."""
+    cdef int64_t ns = s.r1 - s.r0, q, i, n_rows, entries = 0
+    cdef int threads
+    s.pieces = (ns + s.piece - 1) // s.piece
+    for i in range(s.r0, s.r1):  # the chunk's sparse entries: its work
+        entries += s.indptr[s.order[i] + 1] - s.indptr[s.order[i]]
+    # Phase 1: about three multiply-adds per entry and hidden unit (forward, delta and the
+    # dense block's), by sample.
+    threads = n_threads if n_threads < s.pieces else <int>s.pieces
+    if threads == 1 or (entries + s.m * ns) * s.hp * 3 < PARALLEL_WORK:
+        for q in range(s.pieces):
+            deltas_piece(s, q, 0, values)
+    else:
+        for q in prange(s.pieces, schedule="static", num_threads=threads):
+            deltas_piece(s, q, mn_thread_num(), values)
+    # Phase 2: one multiply-add per entry and hidden unit, by weight row.
+    n_rows = s.n_in + s.m + 1 + s.k + 1
+    if n_threads == 1 or (entries + (s.m + 1 + s.k) * ns) * s.hp < PARALLEL_WORK:
+        for i in range(n_rows):
+            gradient_row(s, i, 0, w1)
+    else:
+        for i in prange(n_rows, schedule="guided", num_threads=n_threads):
+            gradient_row(s, i, mn_thread_num(), w1)
+
+
+cdef void finish_step(Step *s, floating *w1, int n_threads) noexcept nogil:
+    """A step of several chunks: the update from acc."""
+    cdef int64_t n_rows = s.n_in + s.m + 1 + s.k + 1, i
+    if n_threads == 1 or n_rows * s.hp < PARALLEL_WORK:
+        for i in range(n_rows):
+            update_row(s, i, w1)
+    else:
+        for i in prange(n_rows, schedule="static", num_threads=n_threads):
+            update_row(s, i, w1)
+
+
+cdef int check_order(const int64_t[::1] order, int64_t n) except -1:
+    """Every sample index in ``order`` is below n (the data set's size)."""
+    cdef Py_ssize_t i
+    cdef bint bad = False
+    with nogil:
+        for i in range(order.shape[0]):
+            bad = bad | (order[i] < 0) | (order[i] >= n)
+    if bad:
+        raise ValueError("order holds a sample index out of range")
+    return 0
 
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def column_counts(int64_t[::1] counts, const floating[:, ::1] x):
-    """counts[j] = nonzero entries of column j of x (n, d).  Row by row, without branches,
-    so the compiler vectorises it."""
-    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i, j
-    if counts.shape[0] != d:
-        raise ValueError("counts must have one entry per column of x")
+def sgd_epoch(
+        # weights, updated in place: w1 (n_in + 1, hp), w2t (k, hp), b2 (1, k)
+        floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1] b2,
+        # the data, as measure's, and the visiting order
+        const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
+        const floating[:, ::1] xd, const int64_t[::1] dcols, const floating[:, ::1] targets,
+        const int32_t[::1] labels, const int64_t[::1] order,
+        # phase 1's rows (see Step): u, d (chunk, hp), dk (chunk, kstride), xc (chunk, m);
+        # stats (pieces per chunk, 2)
+        floating[:, ::1] u, floating[:, ::1] d, floating[:, ::1] dk, floating[:, ::1] xc,
+        double[:, ::1] stats,
+        # the pieces' entries by pixel: tstart (pieces per chunk, n_in + 1), tsample and
+        # tvalue (at least chunk * the longest row's entries)
+        int64_t[:, ::1] tstart, int32_t[::1] tsample, floating[::1] tvalue,
+        # for steps of several chunks (else may be empty): mark (n_in, zeros),
+        # acc (n_in + 2 + k, width)
+        uint8_t[::1] mark, double[:, ::1] acc,
+        # per-thread scratch: o (threads, >= kstride), cursor, rows (threads, GROUP),
+        # g (threads, width); shared: w2s (output_weights_size(hp, k))
+        floating[:, ::1] o, int64_t[:, ::1] cursor, int64_t[:, ::1] rows, floating[:, ::1] g,
+        floating[::1] w2s,
+        Py_ssize_t h, Py_ssize_t batch_size, Py_ssize_t chunk_size, Py_ssize_t piece,
+        double learning_rate, int loss, int act, int n_threads):
+    """One epoch of mini-batch SGD over the samples in ``order``: after each batch of
+    ``batch_size``, ``w -= learning_rate * mean gradient`` (see Step for how), the batch in
+    chunks of ``chunk_size`` and those in pieces of ``piece``.  Signals are checked between
+    batches, so Ctrl-C stops a long epoch promptly (with the weights part-way through it).
+    width = max(hp, kstride); kstride: k rounded up to whole vectors of SIMD_BYTES.  The CSR
+    rows are trusted to hold increasing pixel indices below n_in, as to_csr and SparseRows
+    make them (checking would cost a pass over the entries every epoch; check_rows does it).
+    """
+    cdef int64_t n = order.shape[0], n_in = w1.shape[0] - 1, hp = w1.shape[1]
+    cdef int64_t k = w2t.shape[0], m = dcols.shape[0], start, stop, i, longest = 0
+    cdef int64_t kstride = dk.shape[1], width = max(hp, kstride)
+    cdef int64_t lanes = SIMD_BYTES // sizeof(floating), pieces
+    cdef Step s
+    cdef bint several = chunk_size < min(batch_size, n)
+    if batch_size < 1 or n < 1 or not 1 <= chunk_size <= batch_size:
+        raise ValueError("need samples, batch_size >= 1 and 1 <= chunk_size <= batch_size")
+    if not 1 <= piece <= MN_GROUP:
+        raise ValueError(f"piece must be in 1..{MN_GROUP}")
+    pieces = (chunk_size + piece - 1) // piece
+    check_data(indptr, indices, values, xd, dcols, targets, labels, n_in, k)
+    check_order(order, targets.shape[0])
+    for i in range(targets.shape[0]):
+        longest = max(longest, indptr[i + 1] - indptr[i])
+    if (w2t.shape[1] != hp or b2.shape[1] != k or h > hp or hp % lanes
+            or kstride < k or kstride % lanes
+            or min(u.shape[0], d.shape[0], dk.shape[0], xc.shape[0]) < chunk_size
+            or u.shape[1] != hp or d.shape[1] != hp or xc.shape[1] != m
+            or stats.shape[0] < pieces or stats.shape[1] != 2
+            or tstart.shape[0] < pieces or tstart.shape[1] != n_in + 1
+            or min(tsample.shape[0], tvalue.shape[0]) < pieces * piece * longest
+            or min(o.shape[0], cursor.shape[0], rows.shape[0], g.shape[0]) < n_threads
+            or o.shape[1] < kstride or cursor.shape[1] != MN_GROUP or rows.shape[1] != MN_GROUP
+            or g.shape[1] < width or n_threads < 1
+            or w2s.shape[0] < output_weights_size(hp, k, sizeof(floating))
+            or (several and (mark.shape[0] < n_in or acc.shape[0] != n_in + 2 + k
+                             or acc.shape[1] < width))):
+        raise ValueError("inconsistent array shapes")
+    s.indptr, s.indices, s.values, s.xd = &indptr[0], &indices[0], &values[0], &xd[0, 0]
+    s.dcols, s.targets, s.labels, s.order = &dcols[0], &targets[0, 0], &labels[0], &order[0]
+    s.piece, s.n_in, s.h, s.hp, s.k, s.kstride, s.m = piece, n_in, h, hp, k, kstride, m
+    s.loss, s.act = loss, act
+    s.w1, s.w2t, s.b2, s.w2s = &w1[0, 0], &w2t[0, 0], &b2[0, 0], &w2s[0]
+    s.u, s.d, s.dk, s.xc, s.stats = &u[0, 0], &d[0, 0], &dk[0, 0], &xc[0, 0], &stats[0, 0]
+    s.o, s.o_stride, s.cursor, s.rows = &o[0, 0], o.shape[1], &cursor[0, 0], &rows[0, 0]
+    s.g, s.g_stride = &g[0, 0], g.shape[1]
+    s.tstart, s.tsample, s.tvalue, s.longest = &tstart[0, 0], &tsample[0], &tvalue[0], longest
+    s.several = several
+    if several:
+        s.mark, s.acc, s.acc_stride = &mark[0], &acc[0, 0], acc.shape[1]
     with nogil:
+        start = 0
+        while start < n:
+            stop = start + batch_size if start + batch_size < n else n
+            s.step = learning_rate / (stop - start)
+            output_weights(w2s, w2t, b2, h)  # the weights moved at the last step
+            s.chunk_index = 0
+            s.r0 = start
+            while s.r0 < stop:
+                s.r1 = s.r0 + chunk_size if s.r0 + chunk_size < stop else stop
+                step_chunk(&s, &w1[0, 0], &values[0], n_threads)
+                s.chunk_index += 1
+                s.r0 = s.r1
+            if several:
+                finish_step(&s, &w1[0, 0], n_threads)
+            start = stop
+            if start < n:
+                with gil:  # Ctrl-C is seen between batches; raises KeyboardInterrupt
+                    PyErr_CheckSignals()
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def column_counts(int64_t[::1] counts, const floating[:, ::1] x, int n_threads=1):
+    """counts[j] = nonzero entries of column j of x (n, d).  Row by row, without branches,
+    so the compiler vectorises it; rows in n_threads blocks, each thread with its own
+    counts, added up after."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i, j, t, block
+    cdef int64_t *part
+    if counts.shape[0] != d or n_threads < 1:
+        raise ValueError("counts must have one entry per column of x, and n_threads >= 1")
+    part = <int64_t *>calloc(n_threads * d + 1, sizeof(int64_t))
+    if part == NULL:
+        raise MemoryError()
+    block = (n + n_threads - 1) // n_threads
+    with nogil:
+        if n_threads == 1:
+            count_block(part, x, 0, n)
+        else:
+            for t in prange(n_threads, schedule="static", num_threads=n_threads):
+                count_block(part + t * d, x, t * block, min(n, (t + 1) * block))
         for j in range(d):
             counts[j] = 0
-        for i in range(n):
+        for t in range(n_threads):
             for j in range(d):
-                counts[j] += x[i, j] != 0
+                counts[j] += part[t * d + j]
+    free(part)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef void count_block(int64_t *counts, const floating[:, ::1] x, Py_ssize_t i0,
+                      Py_ssize_t i1) noexcept nogil:
+    """counts[j] += nonzero entries of column j in rows i0..i1 of x."""
+    cdef Py_ssize_t i, j
+    for i in range(i0, i1):
+        for j in range(x.shape[1]):
+            counts[j] += x[i, j] != 0
 
 
 @cython.boundscheck(False)

@@ -183,6 +183,34 @@ static inline void mn_chunk_f64(double *gw1, double *gw2t, double *gb2, double *
                 values, xd, m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp,
                 k, loss, act, runs, group0);
 }
+static inline void mn_deltas_f32(float *u, float *d, float *dko, int64_t kstride, float *xc,
+    double *stats, float *o, int64_t *cursor, int64_t *rows, const int64_t *indptr,
+    const uint16_t *indices, const float *values, const float *xd, int64_t m,
+    const int64_t *dcols, const int64_t *order, const float *targets, const int32_t *labels,
+    const float *w1, const float *w2t, const float *w2, int64_t r0, int64_t r1, int64_t n_in,
+    int64_t h, int64_t hp, int64_t k, int loss, int act) {
+    MN_DISPATCH(mn_deltas, f32, u, d, dko, kstride, xc, stats, o, cursor, rows, indptr, indices,
+                values, xd, m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp,
+                k, loss, act);
+}
+static inline void mn_deltas_f64(double *u, double *d, double *dko, int64_t kstride,
+    double *xc, double *stats, double *o, int64_t *cursor, int64_t *rows,
+    const int64_t *indptr, const uint16_t *indices, const double *values, const double *xd,
+    int64_t m, const int64_t *dcols, const int64_t *order, const double *targets,
+    const int32_t *labels, const double *w1, const double *w2t, const double *w2, int64_t r0,
+    int64_t r1, int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss, int act) {
+    MN_DISPATCH(mn_deltas, f64, u, d, dko, kstride, xc, stats, o, cursor, rows, indptr, indices,
+                values, xd, m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp,
+                k, loss, act);
+}
+static inline void mn_row_grad_f32(float *g, const float *v, int64_t vstride,
+    const int32_t *idx, const float *x, int64_t xstride, int64_t n, int64_t hp, int add) {
+    MN_DISPATCH(mn_row_grad, f32, g, v, vstride, idx, x, xstride, n, hp, add);
+}
+static inline void mn_row_grad_f64(double *g, const double *v, int64_t vstride,
+    const int32_t *idx, const double *x, int64_t xstride, int64_t n, int64_t hp, int add) {
+    MN_DISPATCH(mn_row_grad, f64, g, v, vstride, idx, x, xstride, n, hp, add);
+}
 static inline void mn_output_weights_f32(float *w2, const float *w2t, const float *b2,
                                          int64_t h, int64_t hp, int64_t k) {
     MN_DISPATCH(mn_output_weights, f32, w2, w2t, b2, h, hp, k);

@@ -332,14 +332,123 @@ MN_TARGET static void MN_FN(mn_output_weights)(T *w2, const T *w2t, const T *b2,
             w2[j * kp + kk] = kk >= k ? 0 : j < h ? w2t[kk * hp + j] : b2[kk];
 }
 
-/* Forward (and, when gw1 != NULL, backward) over samples order[r0..r1) (or r0..r1 when order
- * is NULL), a group at a time.  A sample's inputs: its CSR entries plus its row of the dense
- * block xd (m values, the pixels dcols).  Adds the chunk's summed loss to stats[0] and its correct
- * count to stats[1].  w2: the output weights from mn_output_weights.  Scratch: u, d
- * (MN_GROUP, hp), cursor, rows (MN_GROUP), and out: (MN_GROUP + 2) * kp values, kp = k
- * rounded up to whole vectors.  runs (or NULL): the CSR entries regrouped for the gradient,
- * only with order NULL; this chunk's first group is runs' group group0.
- * Samples and pixels are visited in a fixed order: the sums are fixed. */
+/* Forward over one group of ns <= MN_GROUP samples, rows[0..ns) of the data set, and, when
+ * dko != NULL, backward to the deltas.  A sample's inputs: its CSR entries plus its row of
+ * the dense block xd (m values, the pixels dcols).  Writes the hidden outputs u and, when
+ * dko != NULL, the hidden deltas d (rows of hp) and output deltas dko (rows of kstride >= kp,
+ * kp = k rounded up to whole vectors); adds the group's losses to *loss_sum and its correct
+ * count to *correct.  w2: the output weights from mn_output_weights; o: a row of kp scratch.
+ * Each sample's values are its own: the same in any group. */
+MN_TARGET static MN_NOINLINE void MN_FN(mn_group_forward)(
+    T *u, T *d, T *dko, int64_t kstride, T *o, int64_t *cursor, const int64_t *rows,
+    int64_t ns, const int64_t *indptr, const uint16_t *indices, const T *values,
+    const T *xd, int64_t m, const int64_t *dcols, const T *targets, const int32_t *labels,
+    const T *w1, const T *w2t, const T *w2, int64_t n_in, int64_t h, int64_t hp, int64_t k,
+    int loss, int act, double *loss_sum, double *correct)
+{
+    int64_t j, kk, c;
+    const int64_t kp = (k + VL - 1) / VL * VL;
+    const VT one = V_SET1((T)1);
+
+    /* Hidden layer of the whole group, tiled; its transfer function per sample below. */
+    MN_FN(mn_hidden_group)(u, cursor, rows, ns, indptr, indices, values, w1, n_in, hp);
+    if (m > 0) MN_FN(mn_dense_hidden_group)(u, rows, ns, xd, m, dcols, w1, hp);
+
+    for (int64_t s = 0; s < ns; s++) {
+        T *oh = u + s * hp;
+        T *dh = d + s * hp;
+        const T *y = targets + rows[s] * k;
+        if (act == MN_ACT_SIGMOID) {
+            for (j = 0; j < hp; j += VL) V_STORE(oh + j, MN_FN(mn_vsigmoid)(V_LOAD(oh + j)));
+        } else {
+            for (j = 0; j < h; j++) oh[j] = MN_ACTIVATE(oh[j], act);
+        }
+        for (j = h; j < hp; j++) oh[j] = 0;  /* padding contributes nothing downstream */
+
+        /* Output layer: bias + sum over hidden units j of oh[j] * (row j of w2), in four
+         * interleaved partial sums (independent multiply-add chains). */
+        for (c = 0; c < kp; c += VL) {
+            VT a = V_LOAD(w2 + h * kp + c), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
+            for (j = 0; j + 4 <= h; j += 4) {
+                a = V_FMA(V_SET1(oh[j]), V_LOAD(w2 + j * kp + c), a);
+                a1 = V_FMA(V_SET1(oh[j + 1]), V_LOAD(w2 + (j + 1) * kp + c), a1);
+                a2 = V_FMA(V_SET1(oh[j + 2]), V_LOAD(w2 + (j + 2) * kp + c), a2);
+                a3 = V_FMA(V_SET1(oh[j + 3]), V_LOAD(w2 + (j + 3) * kp + c), a3);
+            }
+            for (; j < h; j++) a = V_FMA(V_SET1(oh[j]), V_LOAD(w2 + j * kp + c), a);
+            a = V_ADD(a, V_ADD(V_ADD(a1, a2), a3));
+            if (loss != MN_LOSS_XE && act == MN_ACT_SIGMOID) a = MN_FN(mn_vsigmoid)(a);
+            V_STORE(o + c, a);
+        }
+        if (loss == MN_LOSS_XE) {  /* softmax, its maximum subtracted; log-softmax for the loss */
+            T top = o[0];
+            for (kk = 1; kk < k; kk++) if (o[kk] > top) top = o[kk];
+            double total = 0.0;
+            for (kk = 0; kk < k; kk++) total += MN_EXP(o[kk] - top);
+            const double log_total = log(total);
+            double sample_loss = 0.0;
+            for (kk = 0; kk < k; kk++) {
+                const double log_o = (double)(o[kk] - top) - log_total;
+                sample_loss -= (double)y[kk] * log_o;
+                o[kk] = (T)exp(log_o);
+            }
+            *loss_sum += sample_loss;
+        } else {
+            if (act != MN_ACT_SIGMOID)
+                for (kk = 0; kk < k; kk++) o[kk] = MN_ACTIVATE(o[kk], act);
+            /* A sample's squared errors in two sums held in registers (the chunk's sum
+             * lives in memory: adding every term to it chained each add to a store). */
+            double se0 = 0.0, se1 = 0.0;
+            for (kk = 0; kk + 1 < k; kk += 2) {
+                const double e0 = (double)o[kk] - (double)y[kk];
+                const double e1 = (double)o[kk + 1] - (double)y[kk + 1];
+                se0 += e0 * e0;
+                se1 += e1 * e1;
+            }
+            if (kk < k) {
+                const double e = (double)o[kk] - (double)y[kk];
+                se0 += e * e;
+            }
+            *loss_sum += se0 + se1;
+        }
+        int64_t best = 0;  /* first maximum, as np.argmax */
+        T top = o[0];
+        for (kk = 1; kk < k; kk++)
+            if (o[kk] > top) {
+                top = o[kk];
+                best = kk;
+            }
+        *correct += (best == labels[rows[s]]);
+        if (dko == NULL) continue;
+
+        /* Backward: the output deltas, then the hidden delta (W2 dk) f'(hidden), held in
+         * registers a vector of hidden units at a time. */
+        T *dk = dko + s * kstride;
+        for (kk = 0; kk < k; kk++)
+            dk[kk] = (loss == MN_LOSS_XE) ? o[kk] - y[kk]
+                     : (T)2 * (o[kk] - y[kk]) * MN_DERIVATIVE(o[kk], act);
+        for (; kk < kp; kk++) dk[kk] = 0;
+        for (j = 0; j < hp; j += VL) {
+            VT a = V_ZERO();
+            for (kk = 0; kk < k; kk++) a = V_FMA(V_SET1(dk[kk]), V_LOAD(w2t + kk * hp + j), a);
+            if (act == MN_ACT_SIGMOID) {  /* sigmoid' = o (1 - o) */
+                const VT ov = V_LOAD(oh + j);
+                a = V_MUL(a, V_MUL(ov, V_SUB(one, ov)));
+            }
+            V_STORE(dh + j, a);
+        }
+        if (act != MN_ACT_SIGMOID)
+            for (j = 0; j < h; j++) dh[j] *= MN_DERIVATIVE(oh[j], act);
+    }
+}
+
+/* Forward (and, when gw1 != NULL, backward) over samples r0..r1 (full batch: no order) or
+ * order[r0..r1) (measuring), a group at a time (mn_group_forward).  Adds the chunk's summed
+ * loss to stats[0] and its correct count to stats[1].  Scratch: u, d (MN_GROUP, hp),
+ * cursor, rows (MN_GROUP), and out: (MN_GROUP + 2) * kp values.  With gw1, the chunk's
+ * gradient sums go to gw1, gw2t, gb2 (zeroed first); the input layer's from runs (the CSR
+ * entries regrouped, this chunk's first group being runs' group group0), or, with runs NULL,
+ * scattered.  Samples and pixels are visited in a fixed order: the sums are fixed. */
 MN_TARGET static void MN_FN(mn_chunk)(
     T *gw1, T *gw2t, T *gb2, double *stats,
     T *u, T *d, int64_t *cursor, int64_t *rows, T *out,
@@ -353,7 +462,6 @@ MN_TARGET static void MN_FN(mn_chunk)(
     double loss_sum = 0.0, correct = 0.0;
     int64_t j, kk, c;
     const int64_t kp = (k + VL - 1) / VL * VL;
-    const VT one = V_SET1((T)1);
     /* Scratch, rows of kp: o, the outputs; dko, the group's output deltas (MN_GROUP rows);
      * gbs, the chunk's bias gradient. */
     T *o = out, *dko = out + kp, *gbs = dko + MN_GROUP * kp;
@@ -365,100 +473,13 @@ MN_TARGET static void MN_FN(mn_chunk)(
     for (int64_t g0 = r0; g0 < r1; g0 += MN_GROUP) {
         const int64_t ns = g0 + MN_GROUP < r1 ? MN_GROUP : r1 - g0;
         for (int64_t s = 0; s < ns; s++) rows[s] = order ? order[g0 + s] : g0 + s;
-
-        /* Hidden layer of the whole group, tiled; its transfer function per sample below. */
-        MN_FN(mn_hidden_group)(u, cursor, rows, ns, indptr, indices, values, w1, n_in, hp);
-        if (m > 0) MN_FN(mn_dense_hidden_group)(u, rows, ns, xd, m, dcols, w1, hp);
-
-        for (int64_t s = 0; s < ns; s++) {
-            T *oh = u + s * hp;
-            T *dh = d + s * hp;
-            const T *y = targets + rows[s] * k;
-            if (act == MN_ACT_SIGMOID) {
-                for (j = 0; j < hp; j += VL) V_STORE(oh + j, MN_FN(mn_vsigmoid)(V_LOAD(oh + j)));
-            } else {
-                for (j = 0; j < h; j++) oh[j] = MN_ACTIVATE(oh[j], act);
-            }
-            for (j = h; j < hp; j++) oh[j] = 0;  /* padding contributes nothing downstream */
-
-            /* Output layer: bias + sum over hidden units j of oh[j] * (row j of w2), in four
-             * interleaved partial sums (independent multiply-add chains). */
-            for (c = 0; c < kp; c += VL) {
-                VT a = V_LOAD(w2 + h * kp + c), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
-                for (j = 0; j + 4 <= h; j += 4) {
-                    a = V_FMA(V_SET1(oh[j]), V_LOAD(w2 + j * kp + c), a);
-                    a1 = V_FMA(V_SET1(oh[j + 1]), V_LOAD(w2 + (j + 1) * kp + c), a1);
-                    a2 = V_FMA(V_SET1(oh[j + 2]), V_LOAD(w2 + (j + 2) * kp + c), a2);
-                    a3 = V_FMA(V_SET1(oh[j + 3]), V_LOAD(w2 + (j + 3) * kp + c), a3);
-                }
-                for (; j < h; j++) a = V_FMA(V_SET1(oh[j]), V_LOAD(w2 + j * kp + c), a);
-                a = V_ADD(a, V_ADD(V_ADD(a1, a2), a3));
-                if (loss != MN_LOSS_XE && act == MN_ACT_SIGMOID) a = MN_FN(mn_vsigmoid)(a);
-                V_STORE(o + c, a);
-            }
-            if (loss == MN_LOSS_XE) {  /* softmax, its maximum subtracted; log-softmax for the loss */
-                T top = o[0];
-                for (kk = 1; kk < k; kk++) if (o[kk] > top) top = o[kk];
-                double total = 0.0;
-                for (kk = 0; kk < k; kk++) total += MN_EXP(o[kk] - top);
-                const double log_total = log(total);
-                double sample_loss = 0.0;
-                for (kk = 0; kk < k; kk++) {
-                    const double log_o = (double)(o[kk] - top) - log_total;
-                    sample_loss -= (double)y[kk] * log_o;
-                    o[kk] = (T)exp(log_o);
-                }
-                loss_sum += sample_loss;
-            } else {
-                if (act != MN_ACT_SIGMOID)
-                    for (kk = 0; kk < k; kk++) o[kk] = MN_ACTIVATE(o[kk], act);
-                /* A sample's squared errors in two sums held in registers (the chunk's sum
-                 * lives in memory: adding every term to it chained each add to a store). */
-                double se0 = 0.0, se1 = 0.0;
-                for (kk = 0; kk + 1 < k; kk += 2) {
-                    const double e0 = (double)o[kk] - (double)y[kk];
-                    const double e1 = (double)o[kk + 1] - (double)y[kk + 1];
-                    se0 += e0 * e0;
-                    se1 += e1 * e1;
-                }
-                if (kk < k) {
-                    const double e = (double)o[kk] - (double)y[kk];
-                    se0 += e * e;
-                }
-                loss_sum += se0 + se1;
-            }
-            int64_t best = 0;  /* first maximum, as np.argmax */
-            T top = o[0];
-            for (kk = 1; kk < k; kk++)
-                if (o[kk] > top) {
-                    top = o[kk];
-                    best = kk;
-                }
-            correct += (best == labels[rows[s]]);
-            if (gw1 == NULL) continue;
-
-            /* Backward: the output deltas (kept for the group's output-layer gradient and
-             * added to the bias gradient), then the hidden delta (W2 dk) f'(hidden), held in
-             * registers a vector of hidden units at a time. */
-            T *dk = dko + s * kp;
-            for (kk = 0; kk < k; kk++)
-                dk[kk] = (loss == MN_LOSS_XE) ? o[kk] - y[kk]
-                         : (T)2 * (o[kk] - y[kk]) * MN_DERIVATIVE(o[kk], act);
-            for (; kk < kp; kk++) dk[kk] = 0;
-            for (c = 0; c < kp; c += VL) V_STORE(gbs + c, V_ADD(V_LOAD(gbs + c), V_LOAD(dk + c)));
-            for (j = 0; j < hp; j += VL) {
-                VT a = V_ZERO();
-                for (kk = 0; kk < k; kk++) a = V_FMA(V_SET1(dk[kk]), V_LOAD(w2t + kk * hp + j), a);
-                if (act == MN_ACT_SIGMOID) {  /* sigmoid' = o (1 - o) */
-                    const VT ov = V_LOAD(oh + j);
-                    a = V_MUL(a, V_MUL(ov, V_SUB(one, ov)));
-                }
-                V_STORE(dh + j, a);
-            }
-            if (act != MN_ACT_SIGMOID)
-                for (j = 0; j < h; j++) dh[j] *= MN_DERIVATIVE(oh[j], act);
-        }
+        MN_FN(mn_group_forward)(u, d, gw1 ? dko : NULL, kp, o, cursor, rows, ns, indptr,
+                                indices, values, xd, m, dcols, targets, labels, w1, w2t, w2,
+                                n_in, h, hp, k, loss, act, &loss_sum, &correct);
         if (gw1 == NULL) continue;
+        for (int64_t s = 0; s < ns; s++)
+            for (c = 0; c < kp; c += VL)
+                V_STORE(gbs + c, V_ADD(V_LOAD(gbs + c), V_LOAD(dko + s * kp + c)));
         /* The output layer's gradient for the group: gw2t[kk] += dk[s][kk] oh[s], sample by
          * sample (the same sums as a sample-at-a-time update, without a store per sample). */
         for (j = 0; j < hp; j += VL) {
@@ -500,6 +521,68 @@ MN_TARGET static void MN_FN(mn_chunk)(
         for (kk = 0; kk < k; kk++) gb2[kk] = gbs[kk];
     stats[0] = loss_sum;
     stats[1] = correct;
+}
+
+/* A mini-batch step's first phase, for samples order[r0..r1) (at most MN_GROUP): forward and
+ * deltas, kept for the step's gradient: row i of u, d (hidden outputs and deltas, rows of
+ * hp), dko (output deltas, rows of kstride) and xc (dense inputs, rows of m) is sample
+ * order[r0 + i]'s.  Adds the samples' summed loss to stats[0], their correct count to
+ * stats[1].  Scratch: cursor, rows (MN_GROUP), o (a row of kp). */
+MN_TARGET static void MN_FN(mn_deltas)(
+    T *u, T *d, T *dko, int64_t kstride, T *xc, double *stats, T *o, int64_t *cursor,
+    int64_t *rows, const int64_t *indptr, const uint16_t *indices, const T *values,
+    const T *xd, int64_t m, const int64_t *dcols, const int64_t *order, const T *targets,
+    const int32_t *labels, const T *w1, const T *w2t, const T *w2, int64_t r0, int64_t r1,
+    int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss, int act)
+{
+    const int64_t ns = r1 - r0;
+    double loss_sum = 0.0, correct = 0.0;
+    for (int64_t s = 0; s < ns; s++) rows[s] = order[r0 + s];
+    MN_FN(mn_group_forward)(u, d, dko, kstride, o, cursor, rows, ns, indptr, indices, values,
+                            xd, m, dcols, targets, labels, w1, w2t, w2, n_in, h, hp, k, loss,
+                            act, &loss_sum, &correct);
+    if (m > 0)
+        for (int64_t s = 0; s < ns; s++)
+            memcpy(xc + s * m, xd + rows[s] * m, sizeof(T) * (size_t)m);
+    stats[0] = loss_sum;
+    stats[1] = correct;
+}
+
+/* A mini-batch step's second phase, one weight row's gradient, one block of nv vectors:
+ * g = (g when add, else 0) + the sum over entries e < n, in order, of x[e * xstride] times
+ * row idx[e] (e when idx is NULL) of v (rows of vstride), each term a multiply-add into
+ * sums held in registers (so a row's entries in several lists, added list after list, make
+ * the same sums as one list). */
+MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_row_grad_block)(
+    T *g, const T *v, int64_t vstride, const int32_t *idx, const T *x, int64_t xstride,
+    int64_t n, int add, int64_t j0, const int nv)
+{
+    VT acc[MN_NV];
+    const T *vj0 = v + j0;
+    MN_UNROLL for (int q = 0; q < nv; q++) acc[q] = add ? V_LOAD(g + j0 + q * VL) : V_ZERO();
+    if (idx != NULL) {
+        for (int64_t e = 0; e < n; e++) {
+            const VT xe = V_SET1(x[e * xstride]);
+            const T *row = vj0 + (int64_t)idx[e] * vstride;
+            MN_UNROLL for (int q = 0; q < nv; q++) acc[q] = V_FMA(xe, V_LOAD(row + q * VL), acc[q]);
+        }
+    } else {
+        for (int64_t e = 0; e < n; e++) {
+            const VT xe = V_SET1(x[e * xstride]);
+            const T *row = vj0 + e * vstride;
+            MN_UNROLL for (int q = 0; q < nv; q++) acc[q] = V_FMA(xe, V_LOAD(row + q * VL), acc[q]);
+        }
+    }
+    MN_UNROLL for (int q = 0; q < nv; q++) V_STORE(g + j0 + q * VL, acc[q]);
+}
+
+/* The whole row, hp values (a multiple of VL).  The terms of every weight are added in
+ * entry order: the same sums whichever thread computes the row. */
+MN_TARGET static void MN_FN(mn_row_grad)(
+    T *g, const T *v, int64_t vstride, const int32_t *idx, const T *x, int64_t xstride,
+    int64_t n, int64_t hp, int add)
+{
+    MN_OVER_BLOCKS(MN_FN(mn_row_grad_block), g, v, vstride, idx, x, xstride, n, add);
 }
 
 /* w[0..m) -= step * (sum over chunks c, in order, of g[c * stride + 0..m)), the partial

@@ -183,6 +183,82 @@ def test_bitwise_identical_for_any_thread_count(dtype, batch_size):
         assert _fused.n_chunks(batch_size) == 3
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_size", [64, 1100])
+def test_sgd_weights_do_not_depend_on_the_piece_size(dtype, batch_size, monkeypatch):
+    """A step's forward pass goes over the threads in pieces of samples; each row's gradient
+    adds its terms in sample order across pieces, so any piece size gives the same bits
+    (here pieces of 1, 8 (the default's floor), 13 and a whole group)."""
+    rng = np.random.default_rng(11)
+    data, val = make_data(rng, 1300, 120, 6, "mixed"), make_data(rng, 50, 120, 6, "mixed")
+    runs, pieces = [], []
+    for floor, target in ((1, 10**6), (8, 10**6), (13, 10**6), (_train.GROUP, 1)):
+        monkeypatch.setattr(_fused, "MIN_PIECE", floor)
+        monkeypatch.setattr(_fused, "TARGET_PIECES", target)
+        pieces.append(_fused.piece_size(_fused.chunk_size(batch_size)))
+        runs.append(train(mn.NeuralNetwork, (120, 37, 6), data, val, dtype, threads=2,
+                          iterations=2, learning_rate=0.5, batch_size=batch_size))
+    assert pieces == [1, 8, 13, _train.GROUP]
+    for model, history in runs[1:]:
+        assert np.array_equal(model.W_input_to_hidden, runs[0][0].W_input_to_hidden)
+        assert np.array_equal(model.W_hidden_to_output, runs[0][0].W_hidden_to_output)
+        assert history.loss == runs[0][1].loss
+
+
+def test_sgd_leaves_the_rows_of_absent_pixels_alone():
+    """Only the rows of pixels present in a step move: a pixel that is zero in every sample
+    keeps its weights bit for bit (its gradient is zero; the step never visits its row)."""
+    rng = np.random.default_rng(12)
+    x, y = make_data(rng, 400, 30, 3)
+    x[:, [0, 17]] = 0
+    model, _ = train(mn.NeuralNetwork, (30, 11, 3), (x, y), (x[:40], y[:40]), np.float32,
+                     threads=2, iterations=2, learning_rate=0.5, batch_size=32)
+    start = mn.NeuralNetwork(30, 11, 3, dtype=np.float32, seed=5).W_input_to_hidden
+    moved = np.any(model.W_input_to_hidden != start, axis=1)
+    assert not moved[0] and not moved[17] and moved[[1, 2, 16, 18, 30]].all()
+
+
+def sgd_arrays(dtype=np.float64, n=40, n_in=12, hidden=8, k=3, batch=10, threads=2):
+    """A small trainer's arguments for _train.sgd_epoch, as a list to spoil one at a time."""
+    rng = np.random.default_rng(4)
+    x, y = make_data(rng, n, n_in, k)
+    model = mn.NeuralNetwork(n_in, hidden, k, dtype=dtype, num_threads=threads, seed=1)
+    t = _fused.FusedTrainer(model, (x.astype(dtype), y.astype(dtype)),
+                            (x.astype(dtype), y.astype(dtype)), 0.5, True, batch,
+                            model._activation)
+    tr = t.train
+    return [t.w1, t.w2t, t.b2, tr.indptr, tr.indices, tr.values, tr.dense, t.dcols,
+            tr.targets, tr.labels, np.arange(n, dtype=np.int64), *t._sgd_arrays, t.h, batch,
+            *t._sgd_sizes, 0.5, t.loss, t.act, threads]
+
+
+def test_sgd_epoch_refuses_inconsistent_arrays():
+    _train.sgd_epoch(*sgd_arrays())  # as the trainer makes them: runs
+    for position, spoiled, match in (
+            (10, np.array([0, 1, 40], dtype=np.int64), "order holds a sample index"),
+            (10, np.array([-1], dtype=np.int64), "order holds a sample index"),
+            (11, np.zeros((9, 8)), "inconsistent array shapes"),    # u: fewer rows than a chunk
+            (16, np.zeros((1, 13), np.int64), "inconsistent array shapes"),  # tstart
+            (17, np.zeros(3, np.int32), "inconsistent array shapes"),  # tsample too short
+            (27, 0, "batch_size >= 1"),
+            (28, 11, "chunk_size"),                                 # chunk > batch
+            (29, _train.GROUP + 1, "piece must be"),
+            (-1, 3, "inconsistent array shapes")):                  # more threads than scratch
+        args = sgd_arrays()
+        args[position] = spoiled
+        with pytest.raises(ValueError, match=match):
+            _train.sgd_epoch(*args)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_column_counts_over_threads(threads):
+    rng = np.random.default_rng(threads)
+    x = rng.normal(size=(101, 37)) * (rng.random((101, 37)) < 0.4)
+    counts = np.empty(37, np.int64)
+    _train.column_counts(counts, x, threads)
+    assert np.array_equal(counts, np.count_nonzero(x, axis=0))
+
+
 def cannot_start_sys_executable():
     """Under qemu-user (MNIST_NATIVE_UNDER_QEMU=1, set by .ci/aarch64.sh) with no binfmt
     handler, starting sys.executable fails ("Exec format error") when it is the arm64 binary
@@ -325,8 +401,9 @@ def test_pixel_runs_refuse_malformed_rows():
 @pytest.mark.parametrize("hidden", [1, 9, 30, 75, 200])
 @pytest.mark.parametrize("density", [0.2, "mixed"])
 def test_gradient_from_runs_is_bitwise_the_scatter(density, hidden, dtype, monkeypatch):
-    """The full-batch gradient from pixel runs adds the same terms in the same order as the
-    scatter that mini-batches use: the weights agree bit for bit."""
+    """The full-batch gradient from pixel runs adds the same terms in the same order as a
+    plain scatter of each sample's entries (full_batch_pass without runs): the weights agree
+    bit for bit."""
     rng = np.random.default_rng(hidden)
     data, val = make_data(rng, 700, 50, 4, density), make_data(rng, 60, 50, 4, density)
     shape = (50, hidden, 4)
@@ -339,6 +416,25 @@ def test_gradient_from_runs_is_bitwise_the_scatter(density, hidden, dtype, monke
     assert np.array_equal(runs[0].W_input_to_hidden, scatter[0].W_input_to_hidden)
     assert np.array_equal(runs[0].W_hidden_to_output, scatter[0].W_hidden_to_output)
     assert runs[1].loss == scatter[1].loss
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [400, 2300])
+def test_one_sgd_step_of_the_whole_set_is_bitwise_a_full_batch_iteration(n, dtype):
+    """Two independent paths to the same step: full_batch_pass (chunk partial gradients from
+    pixel runs) and sgd_epoch with one batch of every sample, unshuffled (each row's
+    gradient whole; with 2,300 samples, 5 chunks summed in double as full batch sums them).
+    With no dense block (whose full-batch sums go group by group) every weight agrees."""
+    rng = np.random.default_rng(n)
+    data, val = make_data(rng, n, 60, 5, 0.2), make_data(rng, 40, 60, 5, 0.2)
+    runs = [train(mn.NeuralNetwork, (60, 19, 5), data, val, dtype, threads=2, iterations=1,
+                  learning_rate=0.7, batch_size=b, shuffle=False) for b in (None, n)]
+    assert _fused.n_chunks(n) == (1 if n < 512 else 5)
+    assert len(_fused.dense_columns(data[0], 64)) == 0
+    (full, full_history), (sgd, sgd_history) = runs
+    assert np.array_equal(full.W_input_to_hidden, sgd.W_input_to_hidden)
+    assert np.array_equal(full.W_hidden_to_output, sgd.W_hidden_to_output)
+    assert full_history.train_accuracy == sgd_history.train_accuracy
 
 
 def test_full_batch_pass_refuses_runs_of_other_data():
