@@ -197,8 +197,8 @@ def fit(variant, wl, iterations, train=None, validation=None, test=True):
     validation = wl.validation if validation is None else validation
     if variant.impl == "torch" and wl.batch_size:
         w1, w2 = initial_weights(wl.hidden, variant.dtype)
-        seconds, (w1, w2) = torch_sgd_fit(w1, w2, train, iterations, wl.learning_rate,
-                                          wl.batch_size, variant.threads)
+        seconds, (w1, w2) = torch_sgd_fit(w1, w2, train, validation, iterations,
+                                          wl.learning_rate, wl.batch_size, variant.threads)
         return seconds, test_accuracy(w1, w2, wl.test) if test else None, (w1, w2)
     if variant.impl == "sklearn":
         seconds, model = sklearn_sgd_fit(train, iterations, wl, variant.dtype)
@@ -276,11 +276,13 @@ def torch_fit(w1, w2, train, validation, iterations, learning_rate, threads, kee
 
 # -- mini-batch SGD as users of torch and scikit-learn write it ---------------------------
 
-def torch_sgd_fit(w1, w2, train, epochs, learning_rate, batch_size, threads, shuffle=True):
+def torch_sgd_fit(w1, w2, train, validation, epochs, learning_rate, batch_size, threads,
+                  shuffle=True):
     """Mini-batch SGD with softmax + cross-entropy, the usual torch way: nn.Sequential,
     CrossEntropyLoss (the batch mean, as the lab's ``backpropagate_xe``), optim.SGD; batches
-    taken from a shuffled index each epoch.  Starts from the lab's weights (w1, w2: bias
-    row last).  Returns (seconds, (w1, w2) as NumPy arrays in the lab's layout)."""
+    taken from a shuffled index each epoch; after each epoch the training and validation
+    accuracies, as the lab's ``train_xe`` records them.  Starts from the lab's weights (w1,
+    w2: bias row last).  Returns (seconds, (w1, w2) as NumPy arrays in the lab's layout)."""
     nn = torch.nn
     torch.set_num_threads(threads)
     torch.manual_seed(SEED)
@@ -296,6 +298,8 @@ def torch_sgd_fit(w1, w2, train, epochs, learning_rate, batch_size, threads, shu
     start = time.perf_counter()
     x = torch.from_numpy(train[0]).to(dtype)
     y = torch.from_numpy(train[1].argmax(axis=1))
+    xv = torch.from_numpy(validation[0]).to(dtype)
+    yv = torch.from_numpy(validation[1].argmax(axis=1))
     n = len(x)
     for _ in range(epochs):
         order = torch.randperm(n) if shuffle else torch.arange(n)
@@ -304,6 +308,9 @@ def torch_sgd_fit(w1, w2, train, epochs, learning_rate, batch_size, threads, shu
             optimizer.zero_grad()
             loss_fn(model(x[batch]), y[batch]).backward()
             optimizer.step()
+        with torch.no_grad():
+            for inputs, labels in ((x, y), (xv, yv)):
+                (model(inputs).argmax(dim=1) == labels).float().mean().item()
     seconds = time.perf_counter() - start
     with torch.no_grad():
         out = [np.vstack([layer.weight.numpy().T, layer.bias.numpy()])
@@ -370,13 +377,13 @@ def check(variant, wl):
     train, validation = head(wl.train, CHECK_TRAIN), head(wl.validation, CHECK_VAL)
     ref = Variant("reference", variant.dtype, None)
     if variant.impl == "torch" and wl.batch_size:
-        # one epoch of batches in order, against the reference's (no shuffling either side)
+        # one epoch of bare steps on batches in order (no shuffling, no best-weights keeping)
         model = _lab_model(ref, wl.hidden)
-        with quiet():
-            model.train_xe(train, validation, 1, wl.learning_rate, plot=False,
-                           batch_size=wl.batch_size, shuffle=False)
+        for i in range(0, len(train[0]), wl.batch_size):
+            model.feedforward_xe(train[0][i:i + wl.batch_size])
+            model.backpropagate_xe(train[1][i:i + wl.batch_size], wl.learning_rate)
         w1, w2 = initial_weights(wl.hidden, variant.dtype)
-        got = torch_sgd_fit(w1, w2, train, 1, wl.learning_rate, wl.batch_size,
+        got = torch_sgd_fit(w1, w2, train, validation, 1, wl.learning_rate, wl.batch_size,
                             variant.threads, shuffle=False)[1]
         return compare(variant.label, got, (model.W_input_to_hidden, model.W_hidden_to_output),
                        RTOL[variant.dtype])
