@@ -455,7 +455,7 @@ def full_batch_pass(
         double[:, ::1] stats,
         floating[:, ::1] u, floating[:, ::1] d, int64_t[:, ::1] cursor, int64_t[:, ::1] rows,
         floating[:, ::1] o, floating[::1] w2s,
-        # the training set, then the validation set: inputs as in run_epoch, targets, labels
+        # the training set, then the validation set: inputs as in measure, targets, labels
         const int64_t[::1] indptr, const uint16_t[::1] indices, const floating[::1] values,
         const floating[:, ::1] xd, const floating[:, ::1] targets, const int32_t[::1] labels,
         const int64_t[::1] v_indptr, const uint16_t[::1] v_indices,
@@ -476,7 +476,7 @@ def full_batch_pass(
     the previous call left (the training set in chunks of ``chunk_size``).  Then one
     parallel pass over the training chunks and the validation chunks (``v_chunk_size``
     samples) together: it measures the weights on both sets and, when ``gradient``, leaves
-    the training set's partial gradients for the next call.  Shapes as in run_epoch; stats
+    the training set's partial gradients for the next call.  Shapes as in measure; stats
     holds a row per chunk of both sets.  Returns (training loss sum, correct count,
     validation loss sum, correct count), each summed in chunk order.
     """
