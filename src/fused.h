@@ -63,18 +63,6 @@ typedef struct {
     const void *value;
 } mn_runs;
 
-static inline float mn_act_f(float x, int act) {
-    if (act == MN_ACT_TANH) return tanhf(x);
-    if (x >= 0) return 1.0f / (1.0f + expf(-x));  /* exp of a non-positive number only */
-    const float e = expf(x);
-    return e / (1.0f + e);
-}
-static inline double mn_act_d(double x, int act) {
-    if (act == MN_ACT_TANH) return tanh(x);
-    if (x >= 0) return 1.0 / (1.0 + exp(-x));
-    const double e = exp(x);
-    return e / (1.0 + e);
-}
 /* f'(u) written through o = f(u). */
 #define MN_DERIVATIVE(o, act) ((act) == MN_ACT_TANH ? 1 - (o) * (o) : (o) * (1 - (o)))
 #define MN_EXP(x) exp((double)(x))
@@ -100,7 +88,7 @@ static const double mn_exp_taylor[14] = {
 #define MN_LN2_LO -2.12194440e-4
 #define MN_EXP_BIAS 127
 #define MN_MANT_BITS 23
-#define MN_ACTIVATE mn_act_f
+#define MN_TANH tanhf  /* the transfer function besides sigmoid (whose vector form is mn_vsigmoid) */
 #include "fused_variants.h"
 
 /* double */
@@ -114,7 +102,7 @@ static const double mn_exp_taylor[14] = {
 #define MN_LN2_LO 1.42860682030941723212e-6
 #define MN_EXP_BIAS 1023
 #define MN_MANT_BITS 52
-#define MN_ACTIVATE mn_act_d
+#define MN_TANH tanh
 #include "fused_variants.h"
 
 /* The targets of this build, by level (MNIST_NATIVE_SIMD names them), and the one in use:

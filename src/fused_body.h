@@ -361,7 +361,7 @@ MN_TARGET static MN_NOINLINE void MN_FN(mn_group_forward)(
         if (act == MN_ACT_SIGMOID) {
             for (j = 0; j < hp; j += VL) V_STORE(oh + j, MN_FN(mn_vsigmoid)(V_LOAD(oh + j)));
         } else {
-            for (j = 0; j < h; j++) oh[j] = MN_ACTIVATE(oh[j], act);
+            for (j = 0; j < h; j++) oh[j] = MN_TANH(oh[j]);  /* the other transfer: tanh */
         }
         for (j = h; j < hp; j++) oh[j] = 0;  /* padding contributes nothing downstream */
 
@@ -395,7 +395,7 @@ MN_TARGET static MN_NOINLINE void MN_FN(mn_group_forward)(
             *loss_sum += sample_loss;
         } else {
             if (act != MN_ACT_SIGMOID)
-                for (kk = 0; kk < k; kk++) o[kk] = MN_ACTIVATE(o[kk], act);
+                for (kk = 0; kk < k; kk++) o[kk] = MN_TANH(o[kk]);
             /* A sample's squared errors in two sums held in registers (the chunk's sum
              * lives in memory: adding every term to it chained each add to a store). */
             double se0 = 0.0, se1 = 0.0;

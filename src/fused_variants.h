@@ -2,7 +2,7 @@
  * on x86, the SSE2 baseline, AVX2+FMA and AVX-512; on aarch64, NEON; elsewhere (or with
  * MN_SIMD_SCALAR=1), the portable layer.  Each target is a layer (simd_*.h) of the same
  * named operations under the one body.  fused.h defines the type's constants (T, MN_F64,
- * MN_SFX, the exp constants, MN_ACTIVATE) before including this file; it undefines them all
+ * MN_SFX, the exp constants, MN_TANH) before including this file; it undefines them all
  * at the end, ready for the next type. */
 #if MN_LAYERS_X86
 #include "simd_sse2.h"
@@ -40,4 +40,4 @@
 #undef MN_LN2_LO
 #undef MN_EXP_BIAS
 #undef MN_MANT_BITS
-#undef MN_ACTIVATE
+#undef MN_TANH
