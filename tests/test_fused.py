@@ -229,7 +229,7 @@ def sgd_arrays(dtype=np.float64, n=40, n_in=12, hidden=8, k=3, batch=10, threads
     tr = t.train
     return [t.w1, t.w2t, t.b2, tr.indptr, tr.indices, tr.values, tr.dense, t.dcols,
             tr.targets, tr.labels, np.arange(n, dtype=np.int64), *t._sgd_arrays, t.h, batch,
-            *t._sgd_sizes, 0.5, t.loss, t.act, threads]
+            *t._sgd_sizes, 0.5, t.loss, t.act, t.threads]  # 1 in a build without OpenMP
 
 
 def test_sgd_epoch_refuses_inconsistent_arrays():
