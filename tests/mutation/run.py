@@ -24,6 +24,7 @@ equivalent).
     python tests/mutation/run.py --jobs 2          # 160 mutants, 40 per file
     python tests/mutation/run.py --resume          # go on after an interruption
     python tests/mutation/run.py --only ID [ID ...]  # run some again (after a new test)
+    python tests/mutation/run.py --no-sanitizers    # survivors not tried on ASan/UBSan
     python tests/mutation/run.py --list            # the sample, without running it
     python tests/mutation/run.py --report          # the report of the outcomes so far
 
@@ -303,12 +304,14 @@ def run_tests(tree, timeout, sanitized=False):
 class Slot:
     """One worker's scratch trees: a quick build, and a sanitized build for survivors."""
 
-    def __init__(self, head):
-        self.trees = [Path(tempfile.mkdtemp(prefix="mnist-mutation-")) for _ in range(2)]
+    def __init__(self, head, sanitizers=True):
+        self.trees = [Path(tempfile.mkdtemp(prefix="mnist-mutation-"))
+                      for _ in range(2 if sanitizers else 1)]
         for tree in self.trees:
             scratch_copy(tree, head)
         self.quick_hash = build(self.trees[0])
-        if self.quick_hash is None or build(self.trees[1], sanitized=True) is None:
+        if self.quick_hash is None or (sanitizers and build(self.trees[1], sanitized=True)
+                                       is None):
             raise SystemExit("the unmutated sources do not build")
         self.sanitized_checked = False
 
@@ -338,10 +341,11 @@ def mutated_file(tree, mutant):
 
 
 def try_mutant(slot, mutant, timeout):
-    """Build and test one mutant; a survivor is tried again on the sanitized build (an
-    out-of-bounds write that changes no result is still a bug CI's debug step catches)."""
+    """Build and test one mutant; a survivor is tried again on the sanitized build, if the
+    slot has one (an out-of-bounds write that changes no result is still a bug CI's debug
+    step catches)."""
     start = time.monotonic()
-    quick, sanitized = slot.trees
+    quick = slot.trees[0]
     original = mutated_file(quick, mutant)
     try:
         built = build(quick)
@@ -353,7 +357,8 @@ def try_mutant(slot, mutant, timeout):
             outcome, detail = run_tests(quick, timeout)
     finally:
         (quick / mutant.file).write_text(original)
-    if outcome == "survived":
+    if outcome == "survived" and len(slot.trees) > 1:
+        sanitized = slot.trees[1]
         slot.check_sanitized(timeout)
         original = mutated_file(sanitized, mutant)
         try:
@@ -388,6 +393,9 @@ def main(argv=None):
     parser.add_argument("--head", action="store_true",
                         help="test the last commit, not the working tree")
     parser.add_argument("--list", action="store_true", help="print the sample and stop")
+    parser.add_argument("--no-sanitizers", action="store_true",
+                        help="do not try survivors again on the sanitized build (faster: a "
+                        "survivor may then be one the sanitizers catch; --only ID tries it)")
     parser.add_argument("--report", action="store_true",
                         help="write the report of the outcomes so far, running nothing")
     args = parser.parse_args(argv)
@@ -419,7 +427,7 @@ def main(argv=None):
     try:
         if todo:
             print(f"building the original ({args.jobs} worker(s))...", flush=True)
-            slots = [Slot(args.head) for _ in range(args.jobs)]
+            slots = [Slot(args.head, not args.no_sanitizers) for _ in range(args.jobs)]
             started = time.monotonic()
             outcome, detail = run_tests(slots[0].trees[0], timeout=None)
             baseline = time.monotonic() - started
