@@ -352,6 +352,21 @@ def test_csr_conversion(dtype):
     assert np.array_equal(rebuilt, x * (1 - skip))
 
 
+def test_csr_conversion_refuses_mismatched_arrays():
+    x = np.eye(4, 6, dtype=np.float32)
+    skip = np.zeros(6, np.uint8)
+    indptr = np.array([0, 1, 2, 3, 4], np.int64)
+    indices, values = np.empty(4, np.uint16), np.empty(4, np.float32)
+    with pytest.raises(ValueError, match=r"indptr must have n \+ 1 entries"):
+        _train.csr_fill(indices, values, indptr[:-1], x, skip, 1)
+    with pytest.raises(ValueError, match="does not match the size of indices and values"):
+        _train.csr_fill(indices[:3], values, indptr, x, skip, 1)
+    with pytest.raises(ValueError, match="one entry per row of x, skip one per column"):
+        _train.csr_row_counts(np.empty(3, np.int64), x, skip, 1)
+    _train.csr_fill(indices, values, indptr, x, skip, 1)
+    assert indices.tolist() == [0, 1, 2, 3] and values.tolist() == [1, 1, 1, 1]
+
+
 def test_chunking_depends_on_batch_only():
     assert _fused.chunk_size(50000) == _fused.MAX_CHUNK
     assert _fused.chunk_size(10) == 10
