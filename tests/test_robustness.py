@@ -70,6 +70,22 @@ def test_extreme_inputs_give_no_nan_and_no_warning(cls, dtype):
             assert np.isfinite(history.loss).all()
 
 
+@pytest.mark.parametrize("cls", [mn.NeuralNetwork, reference.NeuralNetwork])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("winner", [0, 1, 2, 3])
+def test_softmax_of_huge_logits_is_exact(cls, dtype, winner):
+    """Logits hundreds apart: the softmax subtracts the largest (wherever it is), so nothing
+    overflows and the winner gets probability 1."""
+    model = cls(2, 1, 4, seed=0, dtype=dtype)
+    w2 = np.zeros((2, 4))
+    w2[1, winner] = 800.0  # the bias row: logit 800 for the winner, 0 for the others
+    model.weights_init(np.zeros((3, 1)), w2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.feedforward_xe(np.ones((3, 2)))
+    assert np.array_equal(model.o_output, np.tile(np.eye(4)[winner], (3, 1)).astype(dtype))
+
+
 def test_transfer_functions_at_the_edges():
     x = np.array([-1e4, -800.0, -30.0, 0.0, 30.0, 800.0, 1e4])
     with warnings.catch_warnings():
