@@ -442,6 +442,10 @@ def test_pixel_runs_refuse_malformed_rows():
         data.indices = np.array([0, 1] + row1 + [0, 2], dtype=np.uint16)
         with pytest.raises(ValueError, match=match):
             _fused.pixel_runs(data, 3, 3)
+    data.indices = np.array([0, 1, 1, 2, 0, 2], dtype=np.uint16)
+    data.indptr = np.array([0, 2, 1, 6], dtype=np.int64)  # row 1 ends before it starts
+    with pytest.raises(ValueError, match="indptr must not decrease"):
+        _fused.pixel_runs(data, 3, 3)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -495,6 +499,18 @@ def test_full_batch_pass_refuses_runs_of_other_data():
     arrays[at:at + 5] = other
     with pytest.raises(ValueError, match="runs do not match"):
         _train.full_batch_pass(*arrays, 0.0, 0, 1, True, 1)
+
+
+def test_passes_refuse_no_threads():
+    rng = np.random.default_rng(5)
+    (x, y), (xv, yv) = make_data(rng, 100, 20, 3), make_data(rng, 30, 20, 3)
+    model = mn.NeuralNetwork(20, 5, 3, seed=1)
+    trainer = _fused.FusedTrainer(model, (x, y), (xv, yv), 0.5, False, None, 1)
+    with pytest.raises(ValueError, match="n_threads must be >= 1"):
+        _train.full_batch_pass(*trainer._pass_arrays, 0.0, 0, 1, True, 0)
+    trainer.threads = 0
+    with pytest.raises(ValueError, match="n_threads must be >= 1"):
+        trainer.measure_training()
 
 
 @pytest.mark.parametrize("column", [-1, 20, 21])
