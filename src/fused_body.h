@@ -91,6 +91,7 @@ MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_hidden_block)(
             for (; p < end && indices[p] < t1; p++) {
                 const VT x = V_SET1(values[p]);
                 const T *row = w1j0 + (int64_t)indices[p] * hp;
+                MN_OPAQUE(row);
                 MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = V_FMA(x, V_LOAD(row + v * VL), acc[v]);
             }
             MN_UNROLL for (int v = 0; v < nv; v++) V_STORE(us + v * VL, acc[v]);
