@@ -57,7 +57,9 @@ def build_info():
         instruction-set variant of the training kernels in use: ``"avx512"``,
         ``"avx2+fma"`` or ``"baseline"`` (SSE2) on x86-64, ``"neon"`` on ARM, ``"portable"``
         elsewhere; the widest the CPU runs, chosen at import;
-        ``MNIST_NATIVE_SIMD`` caps it).
+        ``MNIST_NATIVE_SIMD`` caps it); ``caches`` (the running CPU's per-core ``l1d`` and
+        ``l2`` in bytes and the ``source`` they were read from, and the ``tiles`` of weight
+        rows the kernels derive from them, in bytes).
     """
     return {
         "version": __version__,
@@ -65,4 +67,6 @@ def build_info():
         "max_threads": resolve_num_threads(None),
         "compiler": _kernels.COMPILER,
         "simd": _fused.SIMD,
+        "caches": {"l1d": _fused.L1D, "l2": _fused.L2, "source": _fused.CACHE_SOURCE,
+                   "tiles": dict(zip(("hidden_short", "hidden_long", "scatter"), _fused.TILES))},
     }

@@ -44,6 +44,7 @@ cdef extern from "fused.h" nogil:
     const char *mn_simd_name(int level)
     int mn_cpu_simd_level()
     int mn_simd_init(int wanted)
+    void mn_set_tiles(int64_t hidden_short, int64_t hidden_long, int64_t scatter)
     int mn_dense_count(int64_t hp, int64_t itemsize)
     int MN_DENSE_MAX
     enum: MN_GROUP
@@ -137,6 +138,19 @@ def simd_init(str wanted):
     if wanted not in SIMD_LEVELS:
         raise ValueError(f"SIMD variant must be one of {SIMD_LEVELS}, got {wanted!r}")
     return SIMD_LEVELS[mn_simd_init(SIMD_LEVELS.index(wanted))]
+
+
+MIN_TILE_BYTES = 4096  # a tile holds at least one weight row of any variant (640 bytes at most)
+
+
+def set_tiles(int64_t hidden_short, int64_t hidden_long, int64_t scatter):
+    """Bytes of weight rows per tile (fused.h): the hidden sums' for rows of up to 320
+    bytes and for longer rows, and the scatter's.  The sums do not depend on them."""
+    for name, value in (("hidden_short", hidden_short), ("hidden_long", hidden_long),
+                        ("scatter", scatter)):
+        if value < MIN_TILE_BYTES:
+            raise ValueError(f"tile {name} must be at least {MIN_TILE_BYTES} bytes, got {value}")
+    mn_set_tiles(hidden_short, hidden_long, scatter)
 
 
 cdef inline void chunk(floating *gw1, floating *gw2t, floating *gb2, double *stats,

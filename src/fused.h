@@ -31,22 +31,29 @@
 #define MN_MAX_SETS 4
 /* Most samples (or pixels) a dense-column pass keeps sums for at once. */
 #define MN_DENSE_MAX 4
-/* Samples whose hidden sums are kept together (see fused_body.h, "Tiling"), and the bytes
- * of weight rows per tile.  Groups of 64 ran 3-8% faster per iteration than groups of 32
- * (MNIST, 1,000 and 50,000 images; a gradient row is loaded and stored once per group, and
- * the dense loops run longer), 128 no faster.  The scatter's tile, with a small group's
- * sums, fits a 48 kB L1 data cache.  The hidden sums' tile is larger: a sample pays a
- * mispredicted loop exit and a load and store of its sums per tile, and only its nonzero
- * pixels' rows are read.  Measured
- * (MNIST, AVX-512, the sparse forward kernel alone): with rows of up to 320 bytes (hidden
- * 75 in float32), 160 kB tiles were the fastest, 10-30% faster than 28 kB; with longer
- * rows (hidden 128 in float32, 75 in float64), 56 kB, about 7% faster than 28 kB and 10-15%
- * faster than 160 kB. */
+/* Samples whose hidden sums are kept together (see fused_body.h, "Tiling").  Groups of 64
+ * ran 3-8% faster per iteration than groups of 32 (MNIST, 1,000 and 50,000 images; a
+ * gradient row is loaded and stored once per group, and the dense loops run longer), 128
+ * no faster; fixed at build time, as the scratch rows per thread and mn_runs's uint8 place
+ * in a group follow it. */
 #define MN_GROUP 64
 /* mn_runs holds a sample's place in its group in a uint8. */
 MN_STATIC_ASSERT(MN_GROUP <= 256, mn_group_fits_uint8);
-#define MN_SCATTER_TILE_BYTES (28 * 1024)
-#define MN_HIDDEN_TILE_BYTES(row_bytes) ((row_bytes) <= 320 ? 160 * 1024 : 56 * 1024)
+/* Bytes of weight rows per tile: the hidden sums' for rows of up to 320 bytes (hp's blocks
+ * of MN_NV vectors or fewer, but AVX-512's) and for longer rows, and the scatter's.  Set
+ * at import from the running CPU's caches (mnist_native._fused.tile_bytes, where the
+ * measurements behind them are); these are the values of a 48 kB L1, 2 MB L2 CPU.  Any
+ * tile gives the same sums (fused_body.h). */
+static int64_t mn_hidden_tile_short = 160 * 1024, mn_hidden_tile_long = 56 * 1024;
+static int64_t mn_scatter_tile_bytes = 28 * 1024;
+#define MN_HIDDEN_TILE_BYTES(row_bytes) \
+    ((row_bytes) <= 320 ? mn_hidden_tile_short : mn_hidden_tile_long)
+#define MN_SCATTER_TILE_BYTES mn_scatter_tile_bytes
+static inline void mn_set_tiles(int64_t hidden_short, int64_t hidden_long, int64_t scatter) {
+    mn_hidden_tile_short = hidden_short;
+    mn_hidden_tile_long = hidden_long;
+    mn_scatter_tile_bytes = scatter;
+}
 /* Weights per strip of the gradient reduction (mn_reduce_update). */
 #define MN_STRIP 512
 

@@ -205,6 +205,45 @@ def test_sgd_weights_do_not_depend_on_the_piece_size(dtype, batch_size, monkeypa
         assert history.loss == runs[0][1].loss
 
 
+@pytest.fixture
+def restore_tiles():
+    yield
+    _train.set_tiles(*_fused.TILES)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch_size", [None, 64])
+def test_weights_do_not_depend_on_the_tiles(dtype, batch_size, restore_tiles):
+    """The tiles of weight rows follow the CPU's caches; a sample still adds its pixels in
+    index order, so any tile gives the same bits: here the smallest allowed (a few rows:
+    many tiles per sample), the CPU's own and one larger than all of w1.  Full batch also
+    runs the scatter (the gradient without runs) under each."""
+    rng = np.random.default_rng(13)
+    data, val = make_data(rng, 700, 300, 5, "mixed"), make_data(rng, 50, 300, 5, "mixed")
+    smallest = (_train.MIN_TILE_BYTES,) * 3
+    results = []
+    for tiles in (smallest, _fused.TILES, (1 << 24,) * 3):
+        _train.set_tiles(*tiles)
+        for scatter in (False, True) if batch_size is None else (False,):
+            with pytest.MonkeyPatch.context() as patch:
+                if scatter:
+                    patch.setattr(_fused, "pixel_runs", lambda batches, n_in, chunk:
+                                  _fused.no_runs(batches.values.dtype))
+                results.append(train(mn.NeuralNetwork, (300, 200, 5), data, val, dtype,
+                                     threads=2, iterations=2, learning_rate=0.5,
+                                     batch_size=batch_size))
+    for model, history in results[1:]:
+        assert np.array_equal(model.W_input_to_hidden, results[0][0].W_input_to_hidden)
+        assert np.array_equal(model.W_hidden_to_output, results[0][0].W_hidden_to_output)
+        assert history.loss == results[0][1].loss
+
+
+def test_tiles_are_refused_below_a_row():
+    for args in ((1024, 8192, 8192), (8192, 0, 8192), (8192, 8192, -1)):
+        with pytest.raises(ValueError, match="tile .* at least 4096 bytes"):
+            _train.set_tiles(*args)
+
+
 def test_sgd_leaves_the_rows_of_absent_pixels_alone():
     """Only the rows of pixels present in a step move: a pixel that is zero in every sample
     keeps its weights bit for bit (its gradient is zero; the step never visits its row)."""
