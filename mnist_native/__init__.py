@@ -58,8 +58,8 @@ def build_info():
         ``"avx2+fma"`` or ``"baseline"`` (SSE2) on x86-64, ``"neon"`` on ARM, ``"portable"``
         elsewhere; the widest the CPU runs, chosen at import;
         ``MNIST_NATIVE_SIMD`` caps it); ``caches`` (the running CPU's per-core ``l1d`` and
-        ``l2`` in bytes and the ``source`` they were read from, and the ``tiles`` of weight
-        rows the kernels derive from them, in bytes).
+        ``l2`` in bytes, the ``source`` they were read from, and the kernels' ``tuning``
+        derived from them: tiles of weight rows and when to prefetch, in bytes).
     """
     return {
         "version": __version__,
@@ -68,5 +68,5 @@ def build_info():
         "compiler": _kernels.COMPILER,
         "simd": _fused.SIMD,
         "caches": {"l1d": _fused.L1D, "l2": _fused.L2, "source": _fused.CACHE_SOURCE,
-                   "tiles": dict(zip(("hidden_short", "hidden_long", "scatter"), _fused.TILES))},
+                   "tuning": dict(_fused.CACHE_TUNING)},
     }

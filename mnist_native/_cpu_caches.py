@@ -1,5 +1,6 @@
 """The running CPU's data caches, read from the operating system when mnist_native is
-imported: the sizes the kernels' tiles of weight rows follow (``_fused.tile_bytes``).
+imported: the sizes the kernels' tiles of weight rows and prefetching follow
+(``_fused.cache_tuning``).
 
 ``cache_sizes()`` returns ``(l1d, l2, source)``: bytes of one core's level-1 data cache and
 level-2 cache, and where they were read.  Linux: ``sysconf`` (glibc), else sysfs (glibc on

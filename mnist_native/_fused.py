@@ -34,34 +34,41 @@ def _wanted_simd():
 SIMD = _train.simd_init(_wanted_simd())
 
 
-def tile_bytes(l1d, l2):
-    """Bytes of weight rows per tile of the kernels (``_train.set_tiles``) for a CPU whose
-    cores have ``l1d`` bytes of L1 data cache and ``l2`` of L2.
+def cache_tuning(l1d, l2):
+    """The kernels' cache-dependent sizes (``_train.set_cache_tuning``), in bytes, for a CPU
+    whose cores have ``l1d`` bytes of L1 data cache and ``l2`` of L2.
 
-    A sample of a group adds its pixels of one tile of weight rows before the next tile
-    (fused_body.h, "Tiling"), so each row crosses from L2 once per group.  Measured with
-    MNIST, the sparse forward kernel alone or the whole iteration:
+    Tiles: a sample of a group adds its pixels of one tile of weight rows before the next
+    tile (fused_body.h, "Tiling"), so each row crosses from L2 once per group.  Measured
+    with MNIST, the sparse forward kernel alone or the whole iteration:
 
-    * rows of up to 320 bytes (hp's blocks on every variant but AVX-512's, and AVX-512's
-      for hidden 75 in float32): on an AVX-512 Xeon (48 kB L1, 2 MB L2), 160 kB tiles
-      were the fastest, 10-30% faster than 28 kB; on an AMD EPYC Zen 3 (32 kB L1, 512 kB
-      L2), tiles of 24 to 400 kB were alike within the noise (5%), 12 kB 25% slower.  So:
-      a quarter of L2 (the group's sums and the other rows share it), 24 to 160 kB.
-    * longer rows (AVX-512, hidden 128 in float32 or 75 in float64): on that Xeon 56 kB,
-      about 7% faster than 28 kB and 10-15% faster than 160 kB: the L1 and a sixth.
-    * the scatter (the gradient from CSR entries): 28 kB, seven twelfths of that L1: with
+    * ``hidden_short``, rows of up to 320 bytes (hp's blocks on every variant but
+      AVX-512's, and AVX-512's for hidden 75 in float32): on an AVX-512 Xeon (48 kB L1,
+      2 MB L2), 160 kB tiles were the fastest, 10-30% faster than 28 kB; on an AMD EPYC
+      Zen 3 (32 kB L1, 512 kB L2), tiles of 24 to 400 kB were alike within the noise (5%),
+      12 to 20 kB 20-40% slower.  So: a quarter of L2 (the group's sums and the other
+      rows share it), 24 to 160 kB.
+    * ``hidden_long``, longer rows (AVX-512, hidden 128 in float32 or 75 in float64): on
+      that Xeon 56 kB, about 7% faster than 28 kB and 10-15% faster than 160 kB: the L1
+      and a sixth.
+    * ``scatter`` (the gradient from CSR entries): 28 kB, seven twelfths of that L1: with
       a group's sums, the tile stays in L1.
+
+    ``prefetch_above``: the hidden sums ask for each entry's weight rows a few entries
+    ahead when w1 is larger than this: half of L2.  On Zen 3, w1 of 402 kB (hidden 128,
+    float32) ran the forward pass 12-25% faster so; w1 of 251 kB (hidden 75) 5-10% slower
+    (the rows come from L2 in time, and the requests cost issue slots).
     """
-    hidden_short = min(160 * 1024, max(24 * 1024, l2 // 4))
-    hidden_long = max(_train.MIN_TILE_BYTES, l1d * 7 // 6)
-    scatter = max(_train.MIN_TILE_BYTES, l1d * 7 // 12)
-    return hidden_short, hidden_long, scatter
+    return {"hidden_short": min(160 * 1024, max(24 * 1024, l2 // 4)),
+            "hidden_long": max(_train.MIN_TILE_BYTES, l1d * 7 // 6),
+            "scatter": max(_train.MIN_TILE_BYTES, l1d * 7 // 12),
+            "prefetch_above": l2 // 2}
 
 
-# The running CPU's caches, and the tiles that follow from them, for this process.
+# The running CPU's caches, and the sizes that follow from them, for this process.
 L1D, L2, CACHE_SOURCE = cache_sizes()
-TILES = tile_bytes(L1D, L2)
-_train.set_tiles(*TILES)
+CACHE_TUNING = cache_tuning(L1D, L2)
+_train.set_cache_tuning(**CACHE_TUNING)
 
 # Samples per chunk: a function of the batch size only (never of the thread count), so the
 # order in which partial gradients are added, and so every bit of the result, is fixed.  A

@@ -44,7 +44,8 @@ cdef extern from "fused.h" nogil:
     const char *mn_simd_name(int level)
     int mn_cpu_simd_level()
     int mn_simd_init(int wanted)
-    void mn_set_tiles(int64_t hidden_short, int64_t hidden_long, int64_t scatter)
+    void mn_set_cache_tuning(int64_t hidden_short, int64_t hidden_long, int64_t scatter,
+                             int64_t prefetch_above)
     int mn_dense_count(int64_t hp, int64_t itemsize)
     int MN_DENSE_MAX
     enum: MN_GROUP
@@ -143,14 +144,18 @@ def simd_init(str wanted):
 MIN_TILE_BYTES = 4096  # a tile holds at least one weight row of any variant (640 bytes at most)
 
 
-def set_tiles(int64_t hidden_short, int64_t hidden_long, int64_t scatter):
+def set_cache_tuning(int64_t hidden_short, int64_t hidden_long, int64_t scatter,
+                     int64_t prefetch_above):
     """Bytes of weight rows per tile (fused.h): the hidden sums' for rows of up to 320
-    bytes and for longer rows, and the scatter's.  The sums do not depend on them."""
+    bytes and for longer rows, and the scatter's; and the size of w1 above which the hidden
+    sums prefetch rows.  No result depends on them."""
     for name, value in (("hidden_short", hidden_short), ("hidden_long", hidden_long),
                         ("scatter", scatter)):
         if value < MIN_TILE_BYTES:
             raise ValueError(f"tile {name} must be at least {MIN_TILE_BYTES} bytes, got {value}")
-    mn_set_tiles(hidden_short, hidden_long, scatter)
+    if prefetch_above < 0:
+        raise ValueError(f"prefetch_above must be at least 0, got {prefetch_above}")
+    mn_set_cache_tuning(hidden_short, hidden_long, scatter, prefetch_above)
 
 
 cdef inline void chunk(floating *gw1, floating *gw2t, floating *gb2, double *stats,

@@ -40,20 +40,27 @@
 /* mn_runs holds a sample's place in its group in a uint8. */
 MN_STATIC_ASSERT(MN_GROUP <= 256, mn_group_fits_uint8);
 /* Bytes of weight rows per tile: the hidden sums' for rows of up to 320 bytes (hp's blocks
- * of MN_NV vectors or fewer, but AVX-512's) and for longer rows, and the scatter's.  Set
- * at import from the running CPU's caches (mnist_native._fused.tile_bytes, where the
- * measurements behind them are); these are the values of a 48 kB L1, 2 MB L2 CPU.  Any
- * tile gives the same sums (fused_body.h). */
+ * of MN_NV vectors or fewer, but AVX-512's) and for longer rows, and the scatter's; and the
+ * size of w1 above which the hidden sums prefetch (MN_AHEAD).  Set at import from the
+ * running CPU's caches (mnist_native._fused.cache_tuning, where the measurements behind
+ * them are); these are the values of a 48 kB L1, 2 MB L2 CPU.  Neither changes a sum. */
 static int64_t mn_hidden_tile_short = 160 * 1024, mn_hidden_tile_long = 56 * 1024;
 static int64_t mn_scatter_tile_bytes = 28 * 1024;
+static int64_t mn_prefetch_above = 1024 * 1024;
 #define MN_HIDDEN_TILE_BYTES(row_bytes) \
     ((row_bytes) <= 320 ? mn_hidden_tile_short : mn_hidden_tile_long)
 #define MN_SCATTER_TILE_BYTES mn_scatter_tile_bytes
-static inline void mn_set_tiles(int64_t hidden_short, int64_t hidden_long, int64_t scatter) {
+static inline void mn_set_cache_tuning(int64_t hidden_short, int64_t hidden_long,
+                                       int64_t scatter, int64_t prefetch_above) {
     mn_hidden_tile_short = hidden_short;
     mn_hidden_tile_long = hidden_long;
     mn_scatter_tile_bytes = scatter;
+    mn_prefetch_above = prefetch_above;
 }
+/* The hidden sums ask for the weight rows of the entry MN_AHEAD places on
+ * (mn_prefetch_span) when w1 is larger than mn_prefetch_above bytes (set at import from
+ * the L2's size: mnist_native._fused.cache_tuning).  8 and 16 measured alike, 4 slower. */
+#define MN_AHEAD 8
 /* Weights per strip of the gradient reduction (mn_reduce_update). */
 #define MN_STRIP 512
 

@@ -48,6 +48,8 @@ MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_hidden_block)(
 {
     const int64_t row_bytes = nv * VL * (int64_t)sizeof(T);
     const int64_t tile = MN_HIDDEN_TILE_BYTES(row_bytes) / row_bytes;
+    /* Rows asked for ahead only when w1 crowds L2 (fused.h, mn_prefetch_above). */
+    const int ahead = (n_in + 1) * hp * (int64_t)sizeof(T) > mn_prefetch_above;
     const T *bias = w1 + n_in * hp + j0, *w1j0 = w1 + j0;
     for (int64_t s = 0; s < ns; s++) {
         MN_UNROLL for (int v = 0; v < nv; v++) V_STORE(u + s * hp + j0 + v * VL, V_LOAD(bias + v * VL));
@@ -72,6 +74,11 @@ MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_hidden_block)(
                     MN_UNROLL for (int v = 0; v < nv; v++) more[q][v] = V_ZERO();
                 for (; p + sets - 1 < end && indices[p + sets - 1] < t1; p += sets) {
                     const T *row = w1j0 + (int64_t)indices[p] * hp;
+                    if (ahead)
+                        MN_UNROLL for (int q = 0; q < sets; q++)
+                            if (p + MN_AHEAD + q < end)
+                                mn_prefetch_span(w1j0 + (int64_t)indices[p + MN_AHEAD + q] * hp,
+                                                 row_bytes);
                     const VT x = V_SET1(values[p]);
                     MN_UNROLL for (int v = 0; v < nv; v++)
                         acc[v] = V_FMA(x, V_LOAD(row + v * VL), acc[v]);
@@ -92,6 +99,8 @@ MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_hidden_block)(
                 const VT x = V_SET1(values[p]);
                 const T *row = w1j0 + (int64_t)indices[p] * hp;
                 MN_OPAQUE(row);
+                if (ahead && p + MN_AHEAD < end)
+                    mn_prefetch_span(w1j0 + (int64_t)indices[p + MN_AHEAD] * hp, row_bytes);
                 MN_UNROLL for (int v = 0; v < nv; v++) acc[v] = V_FMA(x, V_LOAD(row + v * VL), acc[v]);
             }
             MN_UNROLL for (int v = 0; v < nv; v++) V_STORE(us + v * VL, acc[v]);

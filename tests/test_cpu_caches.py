@@ -1,4 +1,4 @@
-"""The running CPU's caches (mnist_native._cpu_caches) and the tiles derived from them."""
+"""The running CPU's caches (mnist_native._cpu_caches) and the kernel sizes derived from them."""
 import sys
 
 import pytest
@@ -51,17 +51,20 @@ def test_defaults_when_the_system_says_nothing(monkeypatch):
     assert _cpu_caches.cache_sizes() == (32768, 262144, "default")
 
 
-@pytest.mark.parametrize("l1d,l2,tiles", [
-    (48 << 10, 2 << 20, (160 << 10, 56 << 10, 28 << 10)),  # the Xeon the rules come from
-    (32 << 10, 512 << 10, (128 << 10, 38229, 19114)),      # Zen 3
-    (32 << 10, 64 << 10, (24 << 10, 38229, 19114)),        # a tiny L2: the floor
-    (1 << 10, 1 << 10, (24 << 10, 4096, 4096)),            # nonsense: still a row or more
+@pytest.mark.parametrize("l1d,l2,sizes", [
+    (48 << 10, 2 << 20, (160 << 10, 56 << 10, 28 << 10, 1 << 20)),  # the Xeon measured
+    (32 << 10, 512 << 10, (128 << 10, 38229, 19114, 256 << 10)),     # Zen 3
+    (32 << 10, 64 << 10, (24 << 10, 38229, 19114, 32 << 10)),        # a tiny L2: the floor
+    (1 << 10, 1 << 10, (24 << 10, 4096, 4096, 512)),                 # nonsense: still a row
 ])
-def test_tile_bytes(l1d, l2, tiles):
-    assert _fused.tile_bytes(l1d, l2) == tiles
+def test_cache_tuning(l1d, l2, sizes):
+    tuning = _fused.cache_tuning(l1d, l2)
+    assert tuple(tuning.values()) == sizes
+    _train.set_cache_tuning(**tuning)  # accepted
+    _train.set_cache_tuning(**_fused.CACHE_TUNING)
 
 
-def test_build_info_reports_the_caches_and_tiles():
+def test_build_info_reports_the_caches_and_tuning():
     caches = mn.build_info()["caches"]
     assert (caches["l1d"], caches["l2"], caches["source"]) == _cpu_caches.cache_sizes()
-    assert tuple(caches["tiles"].values()) == _fused.tile_bytes(caches["l1d"], caches["l2"])
+    assert caches["tuning"] == _fused.cache_tuning(caches["l1d"], caches["l2"])

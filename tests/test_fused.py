@@ -206,24 +206,28 @@ def test_sgd_weights_do_not_depend_on_the_piece_size(dtype, batch_size, monkeypa
 
 
 @pytest.fixture
-def restore_tiles():
+def restore_cache_tuning():
     yield
-    _train.set_tiles(*_fused.TILES)
+    _train.set_cache_tuning(**_fused.CACHE_TUNING)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("batch_size", [None, 64])
-def test_weights_do_not_depend_on_the_tiles(dtype, batch_size, restore_tiles):
-    """The tiles of weight rows follow the CPU's caches; a sample still adds its pixels in
-    index order, so any tile gives the same bits: here the smallest allowed (a few rows:
-    many tiles per sample), the CPU's own and one larger than all of w1.  Full batch also
-    runs the scatter (the gradient without runs) under each."""
+def test_weights_do_not_depend_on_the_cache_tuning(dtype, batch_size, restore_cache_tuning):
+    """The tiles of weight rows and the prefetching follow the CPU's caches; a sample still
+    adds its pixels in index order, so any tuning gives the same bits: here the smallest
+    tiles allowed (a few rows: many tiles per sample) with prefetching, the CPU's own, and
+    tiles larger than all of w1 without prefetching.  Full batch also runs the scatter
+    (the gradient without runs) under each."""
     rng = np.random.default_rng(13)
     data, val = make_data(rng, 700, 300, 5, "mixed"), make_data(rng, 50, 300, 5, "mixed")
-    smallest = (_train.MIN_TILE_BYTES,) * 3
+    smallest = dict(hidden_short=_train.MIN_TILE_BYTES, hidden_long=_train.MIN_TILE_BYTES,
+                    scatter=_train.MIN_TILE_BYTES, prefetch_above=0)
+    largest = dict(hidden_short=1 << 24, hidden_long=1 << 24, scatter=1 << 24,
+                   prefetch_above=1 << 40)
     results = []
-    for tiles in (smallest, _fused.TILES, (1 << 24,) * 3):
-        _train.set_tiles(*tiles)
+    for tuning in (smallest, _fused.CACHE_TUNING, largest):
+        _train.set_cache_tuning(**tuning)
         for scatter in (False, True) if batch_size is None else (False,):
             with pytest.MonkeyPatch.context() as patch:
                 if scatter:
@@ -238,10 +242,13 @@ def test_weights_do_not_depend_on_the_tiles(dtype, batch_size, restore_tiles):
         assert history.loss == results[0][1].loss
 
 
-def test_tiles_are_refused_below_a_row():
-    for args in ((1024, 8192, 8192), (8192, 0, 8192), (8192, 8192, -1)):
-        with pytest.raises(ValueError, match="tile .* at least 4096 bytes"):
-            _train.set_tiles(*args)
+def test_cache_tuning_refuses_sizes_below_a_row(restore_cache_tuning):
+    ok = dict(hidden_short=8192, hidden_long=8192, scatter=8192, prefetch_above=0)
+    for name, value in (("hidden_short", 1024), ("hidden_long", 0), ("scatter", -1)):
+        with pytest.raises(ValueError, match=f"tile {name} must be at least 4096 bytes"):
+            _train.set_cache_tuning(**dict(ok, **{name: value}))
+    with pytest.raises(ValueError, match="prefetch_above must be at least 0"):
+        _train.set_cache_tuning(**dict(ok, prefetch_above=-1))
 
 
 def test_sgd_leaves_the_rows_of_absent_pixels_alone():
