@@ -48,45 +48,51 @@ def _from_sysfs(root="/sys/devices/system/cpu/cpu0/cache"):
     return found.get(1, 0), found.get(2, 0)
 
 
-def _from_sysctl():
-    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+def _from_sysctl(libc=None):
+    """``libc``: the C library (the system's, unless a test passes one)."""
+    libc = libc or ctypes.CDLL(ctypes.util.find_library("c"))
 
     def read(name):
         value, size = ctypes.c_int64(0), ctypes.c_size_t(8)
-        ok = libc.sysctlbyname(name.encode(), ctypes.byref(value), ctypes.byref(size), None, 0)
-        # 4-byte values (the perflevel ones) land in the low half: little-endian only.
-        return value.value & 0xFFFFFFFF if ok == 0 and size.value == 4 else value.value if ok == 0 else 0
+        if libc.sysctlbyname(name.encode(), ctypes.byref(value), ctypes.byref(size), None, 0):
+            return 0
+        # A 4-byte value (the perflevel ones) fills the low half (macOS is little-endian).
+        return value.value & 0xFFFFFFFF if size.value == 4 else value.value
 
     return (read("hw.perflevel0.l1dcachesize") or read("hw.l1dcachesize"),
             read("hw.perflevel0.l2cachesize") or read("hw.l2cachesize"))
 
 
-def _from_windows():
-    from ctypes import wintypes
+class _CacheDescriptor(ctypes.Structure):  # Windows' CACHE_DESCRIPTOR
+    _fields_ = [("Level", ctypes.c_uint8), ("Associativity", ctypes.c_uint8),
+                ("LineSize", ctypes.c_uint16), ("Size", ctypes.c_uint32),
+                ("Type", ctypes.c_int)]
 
-    class CacheDescriptor(ctypes.Structure):
-        _fields_ = [("Level", ctypes.c_ubyte), ("Associativity", ctypes.c_ubyte),
-                    ("LineSize", wintypes.WORD), ("Size", wintypes.DWORD),
-                    ("Type", ctypes.c_int)]
 
-    class Union(ctypes.Union):
-        _fields_ = [("Cache", CacheDescriptor), ("Reserved", ctypes.c_ulonglong * 2)]
+class _ProcessorInfoUnion(ctypes.Union):
+    _fields_ = [("Cache", _CacheDescriptor), ("Reserved", ctypes.c_uint64 * 2)]
 
-    class Info(ctypes.Structure):  # SYSTEM_LOGICAL_PROCESSOR_INFORMATION
-        _fields_ = [("ProcessorMask", ctypes.c_size_t), ("Relationship", ctypes.c_int),
-                    ("u", Union)]
 
-    relation_cache, cache_unified, cache_data = 2, 0, 2
-    get = ctypes.windll.kernel32.GetLogicalProcessorInformation
-    size = wintypes.DWORD(0)
-    get(None, ctypes.byref(size))
-    buffer = (Info * (size.value // ctypes.sizeof(Info)))()
-    if not get(buffer, ctypes.byref(size)):
+class _ProcessorInfo(ctypes.Structure):  # SYSTEM_LOGICAL_PROCESSOR_INFORMATION
+    _fields_ = [("ProcessorMask", ctypes.c_size_t), ("Relationship", ctypes.c_int),
+                ("u", _ProcessorInfoUnion)]
+
+
+_RELATION_CACHE, _CACHE_UNIFIED, _CACHE_DATA = 2, 0, 2
+
+
+def _from_windows(get=None):
+    """``get``: GetLogicalProcessorInformation (kernel32's, unless a test passes one)."""
+    get = get or ctypes.windll.kernel32.GetLogicalProcessorInformation
+    size = ctypes.c_uint32(0)
+    get(None, ctypes.byref(size))  # fails, saying the size it needs
+    buffer = (_ProcessorInfo * (size.value // ctypes.sizeof(_ProcessorInfo)))()
+    if not buffer or not get(buffer, ctypes.byref(size)):
         return 0, 0
     found = {}
     for info in buffer:
         cache = info.u.Cache
-        if info.Relationship == relation_cache and cache.Type in (cache_data, cache_unified):
+        if info.Relationship == _RELATION_CACHE and cache.Type in (_CACHE_DATA, _CACHE_UNIFIED):
             found.setdefault(cache.Level, cache.Size)
     return found.get(1, 0), found.get(2, 0)
 

@@ -1,4 +1,5 @@
 """The running CPU's caches (mnist_native._cpu_caches) and the kernel sizes derived from them."""
+import ctypes
 import sys
 
 import pytest
@@ -32,6 +33,52 @@ def test_sysfs_without_caches_says_nothing(tmp_path):
     assert _cpu_caches._from_sysfs(str(tmp_path / "absent")) == (0, 0)
     (tmp_path / "index0").mkdir()  # an entry with no files
     assert _cpu_caches._from_sysfs(str(tmp_path)) == (0, 0)
+
+
+def test_windows_reader_layout_and_parsing():
+    """The structure as Windows lays it out on 64 bits (Cache at offset 16, Size at 4 within
+    it: 32 bytes), and the reader on a stand-in for GetLogicalProcessorInformation that
+    behaves as the real one: the first call only says the size it needs."""
+    if ctypes.sizeof(ctypes.c_void_p) == 8:
+        assert ctypes.sizeof(_cpu_caches._ProcessorInfo) == 32
+        assert _cpu_caches._ProcessorInfo.u.offset == 16
+    assert _cpu_caches._CacheDescriptor.Size.offset == 4
+    entries = [(2, 1, 1, 32768), (2, 1, 2, 49152), (0, 0, 0, 0), (2, 2, 0, 1310720),
+               (2, 3, 0, 1 << 25)]  # (relationship, level, type, size)
+
+    def get(buffer, size):
+        needed = len(entries) * ctypes.sizeof(_cpu_caches._ProcessorInfo)
+        if buffer is None:
+            size._obj.value = needed  # size is byref(c_uint32)
+            return 0
+        for info, (relation, level, kind, bytes_) in zip(buffer, entries):
+            info.Relationship = relation
+            info.u.Cache.Level, info.u.Cache.Type, info.u.Cache.Size = level, kind, bytes_
+        return 1
+
+    assert _cpu_caches._from_windows(get) == (49152, 1310720)  # the data cache, not code
+
+
+def test_macos_reader_prefers_the_performance_cores():
+    """On Apple silicon the perflevel0 names (32-bit values) give the performance cores'
+    caches; on Intel Macs only the plain names (64-bit) exist."""
+    class Libc:
+        def __init__(self, values):
+            self.values = values
+
+        def sysctlbyname(self, name, value, size, new, new_size):
+            if name.decode() not in self.values:
+                return -1
+            number, width = self.values[name.decode()]
+            value._obj.value = number
+            size._obj.value = width
+            return 0
+
+    apple = {"hw.perflevel0.l1dcachesize": (131072, 4), "hw.l1dcachesize": (65536, 8),
+             "hw.perflevel0.l2cachesize": (16 << 20, 4), "hw.l2cachesize": (4 << 20, 8)}
+    assert _cpu_caches._from_sysctl(Libc(apple)) == (131072, 16 << 20)
+    intel = {"hw.l1dcachesize": (32768, 8), "hw.l2cachesize": (262144, 8)}
+    assert _cpu_caches._from_sysctl(Libc(intel)) == (32768, 262144)
 
 
 def test_cache_sizes_of_this_machine():
