@@ -82,10 +82,11 @@ static inline int mn_thread_num(void) { return 0; }
 #define MN_OPAQUE(ptr) ((void)0)
 #endif
 
-/* Asks for the cache lines of bytes [p, p + bytes) ahead of their use: a hint that never
- * faults, so p may be any address.  The gathers load weight (or delta) rows by index, which
- * no hardware prefetcher predicts; with W1 beyond L2 (hidden 128 in float32 is 400 kB)
- * each row's lines came late (measured: the forward pass 1.3x faster on Zen 3). */
+/* Asks for the cache lines of bytes [p, p + bytes) ahead of their use: a hint, which never
+ * faults and changes no value.  The hidden sums load weight rows by pixel index, which no
+ * hardware prefetcher predicts; with w1 crowding L2 (hidden 128 in float32 is 402 kB, Zen
+ * 3's L2 512 kB) the rows came late: asked for ahead, the forward pass ran 12-25% faster on
+ * 1 thread, 5-10% on 2.  (Where w1 fits, it ran slower: see fused.h, mn_prefetch_above.) */
 #if defined(__GNUC__) || defined(__clang__)
 #define MN_PREFETCH(p) __builtin_prefetch(p)
 #elif defined(_MSC_VER) && MN_X86
