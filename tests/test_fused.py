@@ -315,6 +315,7 @@ def test_sgd_epoch_refuses_inconsistent_arrays():
     for position, spoiled, match in (
             (10, np.array([0, 1, 40], dtype=np.int64), "order holds a sample index"),
             (10, np.array([-1], dtype=np.int64), "order holds a sample index"),
+            (10, np.array([], dtype=np.int64), "need samples"),     # an empty epoch
             (11, np.zeros((9, 8)), "inconsistent array shapes"),    # u: fewer rows than a chunk
             (16, np.zeros((1, 13), np.int64), "inconsistent array shapes"),  # tstart
             (17, np.zeros(3, np.int32), "inconsistent array shapes"),  # tsample too short
@@ -347,6 +348,19 @@ def cannot_start_sys_executable():
         return f.read(4) == b"\x7fELF"
 
 
+# Samples per dense-column pass at hp = 16 float32, by variant: each variant's vectors
+# (and registers) differ, so this tells which variant's code the dispatch really ran.
+DENSE_COUNT_AT_16_FLOATS = {"baseline": 3, "avx2+fma": 4, "avx512": 4, "neon": 4,
+                            "portable": 1}
+
+
+def test_the_dispatch_runs_the_variant_in_use():
+    """SSE2's 4-float vectors make 4 per row of 16 floats, leaving room for 3 samples' sums
+    in its 12 registers; AVX2's 8-float vectors make 2, room for 4; the plain-C lane, 16
+    (cut to a block of 10), room for 1."""
+    assert _train.dense_count(16, 4) == DENSE_COUNT_AT_16_FLOATS[_fused.SIMD]
+
+
 @pytest.mark.skipif(cannot_start_sys_executable(), reason="under qemu-user a subprocess "
                     "cannot start sys.executable, an arm64 binary (Exec format error)")
 def test_baseline_simd_variant_matches_reference(tmp_path):
@@ -356,6 +370,7 @@ def test_baseline_simd_variant_matches_reference(tmp_path):
         "import contextlib, io, numpy as np, mnist_native as mn\n"
         "from mnist_native import _train, reference\n"
         "assert mn.build_info()['simd'] == _train.SIMD_LEVELS[0], mn.build_info()\n"
+        f"assert _train.dense_count(16, 4) == {DENSE_COUNT_AT_16_FLOATS}[_train.SIMD_LEVELS[0]]\n"
         "rng = np.random.default_rng(3)\n"
         "x = rng.normal(size=(400, 90)) * (rng.random((400, 90)) < 0.3)\n"
         "y = np.eye(5)[np.argmax(x[:, :5], axis=1)]\n"
