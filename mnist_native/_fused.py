@@ -58,6 +58,11 @@ def cache_tuning(l1d, l2):
     ahead when w1 is larger than this: half of L2.  On Zen 3, w1 of 402 kB (hidden 128,
     float32) ran the forward pass 12-25% faster so; w1 of 251 kB (hidden 75) 5-10% slower
     (the rows come from L2 in time, and the requests cost issue slots).
+
+    Prefetching changes no result.  Tiles change the rounding of blocks of interleaved sums
+    (blocks of up to 4 vectors on x86, 8 on NEON: the sets restart at each tile), so two
+    CPUs with different caches may differ in the last bits, as two SIMD variants do; on any
+    one machine the weights stay the same bits for any thread count.
     """
     return {"hidden_short": min(160 * 1024, max(24 * 1024, l2 // 4)),
             "hidden_long": max(_train.MIN_TILE_BYTES, l1d * 7 // 6),

@@ -16,8 +16,11 @@
  * tiles of rows (sizes in fused.h, as measured): every sample of the group adds its pixels
  * of one tile before the next tile is touched.  Each row then crosses from L2 once per
  * group rather than once per pixel.  Within a sample, pixels are still added in index
- * order, so the sums are exactly those of the untiled loop.  (The full-batch gradient
- * reads each row once per group anyway: see mn_runs_block.)
+ * order, so the sums are exactly those of the untiled loop, except in blocks of
+ * interleaved sums (MN_CHAIN_SETS > 1: blocks of few vectors), whose sets restart at each
+ * tile: their rounding follows the tile size, set from the CPU's caches.  Never the
+ * thread count.  (The full-batch gradient reads each row once per group anyway: see
+ * mn_runs_block.)
  */
 
 /* Sigmoid of a whole vector: exp(-|x|) by range reduction x = n ln2 + r (|r| <= ln2 / 2),
