@@ -59,10 +59,8 @@ def cache_tuning(l1d, l2):
     float32) ran the forward pass 12-25% faster so; w1 of 251 kB (hidden 75) 5-10% slower
     (the rows come from L2 in time, and the requests cost issue slots).
 
-    Prefetching changes no result.  Tiles change the rounding of blocks of interleaved sums
-    (blocks of up to 4 vectors on x86, 8 on NEON: the sets restart at each tile), so two
-    CPUs with different caches may differ in the last bits, as two SIMD variants do; on any
-    one machine the weights stay the same bits for any thread count.
+    No result depends on them: the weights are the same bits on CPUs with other caches
+    (of the same SIMD variant).  Blocks of interleaved sums are not tiled for that.
     """
     return {"hidden_short": min(160 * 1024, max(24 * 1024, l2 // 4)),
             "hidden_long": max(_train.MIN_TILE_BYTES, l1d * 7 // 6),

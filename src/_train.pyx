@@ -148,8 +148,7 @@ def set_cache_tuning(int64_t hidden_short, int64_t hidden_long, int64_t scatter,
                      int64_t prefetch_above):
     """Bytes of weight rows per tile (fused.h): the hidden sums' for rows of up to 320
     bytes and for longer rows, and the scatter's; and the size of w1 above which the hidden
-    sums prefetch rows.  Only the tiles change a result: the rounding of blocks of
-    interleaved sums (fused_body.h, "Tiling"); the thread count still changes none."""
+    sums prefetch rows.  No result depends on them (fused_body.h, "Tiling")."""
     for name, value in (("hidden_short", hidden_short), ("hidden_long", hidden_long),
                         ("scatter", scatter)):
         if value < MIN_TILE_BYTES:

@@ -43,8 +43,7 @@ MN_STATIC_ASSERT(MN_GROUP <= 256, mn_group_fits_uint8);
  * of MN_NV vectors or fewer, but AVX-512's) and for longer rows, and the scatter's; and the
  * size of w1 above which the hidden sums prefetch (MN_AHEAD).  Set at import from the
  * running CPU's caches (mnist_native._fused.cache_tuning, where the measurements behind
- * them are); these are the values of a 48 kB L1, 2 MB L2 CPU.  Prefetching changes no
- * sum; a tile's size only the rounding of blocks of interleaved sums (fused_body.h). */
+ * them are); these are the values of a 48 kB L1, 2 MB L2 CPU.  Neither changes a sum. */
 static int64_t mn_hidden_tile_short = 160 * 1024, mn_hidden_tile_long = 56 * 1024;
 static int64_t mn_scatter_tile_bytes = 28 * 1024;
 static int64_t mn_prefetch_above = 1024 * 1024;

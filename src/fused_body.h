@@ -16,11 +16,9 @@
  * tiles of rows (sizes in fused.h, as measured): every sample of the group adds its pixels
  * of one tile before the next tile is touched.  Each row then crosses from L2 once per
  * group rather than once per pixel.  Within a sample, pixels are still added in index
- * order, so the sums are exactly those of the untiled loop, except in blocks of
- * interleaved sums (MN_CHAIN_SETS > 1: blocks of few vectors), whose sets restart at each
- * tile: their rounding follows the tile size, set from the CPU's caches.  Never the
- * thread count.  (The full-batch gradient reads each row once per group anyway: see
- * mn_runs_block.)
+ * order, so the sums are exactly those of the untiled loop (blocks of interleaved sums,
+ * whose sets would restart at each tile, are not tiled).  (The full-batch gradient reads
+ * each row once per group anyway: see mn_runs_block.)
  */
 
 /* Sigmoid of a whole vector: exp(-|x|) by range reduction x = n ln2 + r (|r| <= ln2 / 2),
@@ -50,7 +48,10 @@ MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_hidden_block)(
     int64_t j0, const int nv)
 {
     const int64_t row_bytes = nv * VL * (int64_t)sizeof(T);
-    const int64_t tile = MN_HIDDEN_TILE_BYTES(row_bytes) / row_bytes;
+    /* Blocks of interleaved sums are not tiled: their sets would restart at each tile, and
+     * the rounding follow the cache sizes.  Their rows are short (w1's block of them is a
+     * quarter or less of a tile of the longest rows), so a tile rarely cut them anyway. */
+    const int64_t tile = MN_CHAIN_SETS(nv) > 1 ? n_in : MN_HIDDEN_TILE_BYTES(row_bytes) / row_bytes;
     /* Rows asked for ahead only when w1 crowds L2 (fused.h, mn_prefetch_above). */
     const int ahead = (n_in + 1) * hp * (int64_t)sizeof(T) > mn_prefetch_above;
     const T *bias = w1 + n_in * hp + j0, *w1j0 = w1 + j0;
