@@ -165,6 +165,29 @@ def test_weights_actually_move():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("xe", [False, True])
+@pytest.mark.parametrize("batch_size", [None, 10])
+def test_padding_columns_stay_zero(dtype, xe, batch_size):
+    """The kernels' weights are padded to whole vectors with columns that must stay zero
+    (_fused.FusedTrainer): training moves every real column and no padding one."""
+    rng = np.random.default_rng(3)
+    x, y = (a.astype(dtype) for a in make_data(rng, 60, 12, 3))
+    model = mn.NeuralNetwork(12, 9, 3, dtype=dtype, num_threads=2, seed=1)
+    t = _fused.FusedTrainer(model, (x, y), (x, y), 2.0, xe, batch_size, model._activation)
+    assert t.w1.shape[1] > 9  # 9 hidden units are never whole vectors
+    before = t.w1.copy(), t.w2t.copy()
+    if batch_size is None:
+        t.measure_and_gradient()
+        for _ in range(3):
+            t.step_and_measure()
+    else:
+        t.epoch(np.arange(60, dtype=np.int64), batch_size)
+    for w, w0 in zip((t.w1, t.w2t), before):
+        assert (w[:, :9] != w0[:, :9]).any(axis=0).all()
+        assert not w[:, 9:].any()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 # Mini-batches of 64 (one chunk per step) and of 1,100 (chunks of 512, 512 and 76: a step's
 # partial gradients summed across chunks, with a last partial batch of 800).
 @pytest.mark.parametrize("batch_size", [None, 64, 1100])
