@@ -141,26 +141,34 @@ def dense_threshold(hp, dtype):
     return DENSE_MIN_DENSITY if full else NEARLY_FULL_DENSITY
 
 
-def dense_columns(x, hp, n_threads=1):
-    """The columns of the training inputs ``x`` (an array or ``SparseRows``) that go to the
-    dense block (int64 indices), chosen by measured density: sparse data stays CSR, dense
-    data goes all dense."""
+def nonzero_counts(x, n_threads=1):
+    """(per column, per row) nonzero entries of the inputs ``x``, an array (one pass over
+    it) or ``SparseRows``."""
     if isinstance(x, SparseRows):
-        counts = x.column_counts()
-    else:
-        counts = np.empty(x.shape[1], dtype=np.int64)
-        _train.column_counts(counts, x, n_threads)
-    return np.flatnonzero(counts >= dense_threshold(hp, x.dtype) * len(x)).astype(np.int64)
+        return x.column_counts(), np.diff(x.indptr)
+    columns, rows = np.empty(x.shape[1], dtype=np.int64), np.empty(len(x), dtype=np.int64)
+    _train.column_counts(columns, x, n_threads, rows)
+    return columns, rows
 
 
-def to_csr(x, n_threads=1, skip=None):
+def dense_columns(column_counts, n, hp, dtype):
+    """The columns of n training inputs that go to the dense block (int64 indices), chosen by
+    their nonzero counts: sparse data stays CSR, dense data goes all dense."""
+    return np.flatnonzero(column_counts >= dense_threshold(hp, dtype) * n).astype(np.int64)
+
+
+def to_csr(x, n_threads=1, skip=None, row_counts=None):
     """(indptr int64, indices uint16, values) of the nonzero entries of a C-contiguous 2-D
     array, in row order, leaving out the columns where ``skip`` (uint8, one per column)
-    is 1."""
+    is 1.  ``row_counts``: each row's kept entries when already known (int64), saving a
+    pass over x."""
     if skip is None:
         skip = np.zeros(x.shape[1], dtype=np.uint8)
     indptr = np.zeros(len(x) + 1, dtype=np.int64)
-    _train.csr_row_counts(indptr[1:], x, skip, n_threads)
+    if row_counts is None:
+        _train.csr_row_counts(indptr[1:], x, skip, n_threads)
+    else:
+        indptr[1:] = row_counts
     np.cumsum(indptr, out=indptr)
     indices = np.empty(indptr[-1], dtype=np.uint16)
     values = np.empty(indptr[-1], dtype=x.dtype)
@@ -171,16 +179,20 @@ def to_csr(x, n_threads=1, skip=None):
 class Batches:
     """One data set in the kernels' form: the columns ``dcols`` as a dense block, the rest as
     CSR; targets, labels, identity order.  ``inputs``: a C-contiguous array, or
-    ``SparseRows`` for inputs that already are CSR."""
+    ``SparseRows`` for inputs that already are CSR; ``row_counts``: each row's nonzero
+    entries over all columns, when already counted (``nonzero_counts``)."""
 
-    def __init__(self, inputs, targets, dcols, n_threads):
+    def __init__(self, inputs, targets, dcols, n_threads, row_counts=None):
         if isinstance(inputs, SparseRows):
             self.indptr, self.indices, self.values, self.dense = inputs.split(dcols)
         else:
             skip = np.zeros(inputs.shape[1], dtype=np.uint8)
             skip[dcols] = 1
-            self.indptr, self.indices, self.values = to_csr(inputs, n_threads, skip)
             self.dense = np.ascontiguousarray(inputs[:, dcols])
+            if row_counts is not None:  # each row's nonzeros: those in CSR are the rest
+                row_counts = row_counts - np.count_nonzero(self.dense, axis=1)
+            self.indptr, self.indices, self.values = to_csr(inputs, n_threads, skip,
+                                                            row_counts)
         self.targets = targets
         self.labels = np.argmax(targets, axis=1).astype(np.int32)
         self.identity = np.arange(len(inputs), dtype=np.int64)
@@ -224,8 +236,10 @@ class FusedTrainer:
         n_in, h, k = w1.shape[0] - 1, w1.shape[1], w2.shape[1]
         lanes = SIMD_BYTES // dtype.itemsize
         hp = -(-h // lanes) * lanes
-        self.dcols = dense_columns(data_arrays[0], hp, model.num_threads)
-        self.train = Batches(*data_arrays, self.dcols, model.num_threads)
+        x = data_arrays[0]
+        column_counts, row_counts = nonzero_counts(x, model.num_threads)
+        self.dcols = dense_columns(column_counts, len(x), hp, dtype)
+        self.train = Batches(*data_arrays, self.dcols, model.num_threads, row_counts)
         self.val = Batches(*val_arrays, self.dcols, model.num_threads)
         self.n_samples = self.train.n
         self.learning_rate = learning_rate

@@ -33,11 +33,13 @@ cimport cython
 from cython cimport floating
 from cython.parallel cimport prange
 from cpython.exc cimport PyErr_CheckSignals
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc
 
 cdef extern from "platform.h" nogil:
     int mn_thread_num()
+    int mn_lowest_bit(uint32_t bits)
+    uint32_t mn_pack_flags8(const uint8_t *flags)
 
 cdef extern from "fused.h" nogil:
     int mn_simd_count()
@@ -1003,24 +1005,32 @@ def sgd_epoch(
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-def column_counts(int64_t[::1] counts, const floating[:, ::1] x, int n_threads=1):
-    """counts[j] = nonzero entries of column j of x (n, d).  Row by row, without branches,
-    so the compiler vectorises it; rows in n_threads blocks, each thread with its own
+def column_counts(int64_t[::1] counts, const floating[:, ::1] x, int n_threads=1,
+                  int64_t[::1] row_counts=None):
+    """counts[j] = nonzero entries of column j of x (n, d), and, given row_counts (n,),
+    row_counts[i] = those of row i, from the same pass.  Row by row, without branches, so
+    the compiler vectorises it; rows in n_threads blocks, each thread with its own column
     counts, added up after."""
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i, j, t, block
     cdef int64_t *part
+    cdef int64_t *rows = NULL
     if counts.shape[0] != d or n_threads < 1:
         raise ValueError("counts must have one entry per column of x, and n_threads >= 1")
+    if row_counts is not None:
+        if row_counts.shape[0] != n:
+            raise ValueError("row_counts must have one entry per row of x")
+        if n > 0:
+            rows = &row_counts[0]
     part = <int64_t *>calloc(n_threads * d + 1, sizeof(int64_t))
     if part == NULL:
         raise MemoryError()
     block = (n + n_threads - 1) // n_threads
     with nogil:
         if n_threads == 1:
-            count_block(part, x, 0, n)
+            count_block(part, rows, x, 0, n)
         else:
             for t in prange(n_threads, schedule="static", num_threads=n_threads):
-                count_block(part + t * d, x, t * block, min(n, (t + 1) * block))
+                count_block(part + t * d, rows, x, t * block, min(n, (t + 1) * block))
         for j in range(d):
             counts[j] = 0
         for t in range(n_threads):
@@ -1031,13 +1041,19 @@ def column_counts(int64_t[::1] counts, const floating[:, ::1] x, int n_threads=1
 
 @cython.boundscheck(False)
 @cython.wraparound(False)
-cdef void count_block(int64_t *counts, const floating[:, ::1] x, Py_ssize_t i0,
-                      Py_ssize_t i1) noexcept nogil:
-    """counts[j] += nonzero entries of column j in rows i0..i1 of x."""
+cdef void count_block(int64_t *counts, int64_t *rows, const floating[:, ::1] x,
+                      Py_ssize_t i0, Py_ssize_t i1) noexcept nogil:
+    """counts[j] += nonzero entries of column j in rows i0..i1 of x; rows[i] = those of row
+    i (unless rows is NULL)."""
     cdef Py_ssize_t i, j
+    cdef int64_t c
     for i in range(i0, i1):
+        c = 0
         for j in range(x.shape[1]):
             counts[j] += x[i, j] != 0
+            c = c + (x[i, j] != 0)
+        if rows != NULL:
+            rows[i] = c
 
 
 @cython.boundscheck(False)
@@ -1063,26 +1079,56 @@ def csr_row_counts(int64_t[::1] counts, const floating[:, ::1] x, const uint8_t[
 def csr_fill(uint16_t[::1] indices, floating[::1] values, const int64_t[::1] indptr,
              const floating[:, ::1] x, const uint8_t[::1] skip, int n_threads):
     """Column indices and values of x's nonzeros outside the skipped columns, row by row, at
-    the offsets in indptr.
+    the offsets in indptr; a row never writes past its end in indptr.
 
     Shapes: indices, values (nnz,); indptr (n + 1,) from csr_row_counts; x (n, d), d <= 65536;
     skip (d,).
     """
     cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i, j
-    cdef int64_t p, end
+    cdef uint32_t *keep
     if indptr.shape[0] != n + 1 or d > 65536 or skip.shape[0] != d:
         raise ValueError("indptr must have n + 1 entries, x at most 65536 columns and skip d")
     if indptr[0] != 0 or indptr[n] != indices.shape[0] or values.shape[0] != indices.shape[0]:
         raise ValueError("indptr does not match the size of indices and values")
+    for i in range(n):
+        if indptr[i + 1] < indptr[i]:
+            raise ValueError(f"indptr decreases at row {i}")
+    keep = <uint32_t *>calloc(d // 32 + 1, sizeof(uint32_t))
+    if keep == NULL:
+        raise MemoryError()
+    for j in range(d):
+        keep[j >> 5] |= (<uint32_t>(skip[j] == 0)) << (j & 31)
     with nogil:
         for i in prange(n, schedule="static", num_threads=n_threads):
-            p = indptr[i]
-            end = indptr[i + 1]
-            # Every entry is written at p and p moves on only past a kept one (no branch);
-            # the slot after a row's last kept entry is the next row's, so stop there.
-            for j in range(d):
-                if p == end:
-                    break
-                indices[p] = <uint16_t>j
-                values[p] = x[i, j]
-                p = p + ((x[i, j] != 0) & (skip[j] == 0))
+            fill_row(&indices[0] + indptr[i], &values[0] + indptr[i], &x[i, 0], d, keep,
+                     indptr[i + 1] - indptr[i])
+    free(keep)
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline void fill_row(uint16_t *indices, floating *values, const floating *x, Py_ssize_t d,
+                          const uint32_t *keep, int64_t room) noexcept nogil:
+    """The first ``room`` nonzeros of x[0:d] in the columns whose bit is set in keep, in
+    column order.  32 columns at a time: their nonzero flags (vectorised by the compiler),
+    packed into bits, then one step per nonzero.  MNIST's rows are 81 % zeros: a branchless
+    step per column took about twice as long."""
+    cdef Py_ssize_t j0, q, width
+    cdef int64_t p = 0
+    cdef uint32_t bits
+    cdef uint8_t nonzero[32]
+    for j0 in range(0, d, 32):
+        width = d - j0 if d - j0 < 32 else 32
+        for q in range(width):
+            nonzero[q] = x[j0 + q] != 0
+        for q in range(width, 32):
+            nonzero[q] = 0
+        bits = (mn_pack_flags8(nonzero) | mn_pack_flags8(nonzero + 8) << 8
+                | mn_pack_flags8(nonzero + 16) << 16 | mn_pack_flags8(nonzero + 24) << 24)
+        bits = bits & keep[j0 >> 5]
+        while bits != 0 and p < room:
+            q = mn_lowest_bit(bits)
+            indices[p] = <uint16_t>(j0 + q)
+            values[p] = x[j0 + q]
+            p += 1
+            bits = bits & (bits - 1)

@@ -9,6 +9,7 @@
 #define MNIST_NATIVE_PLATFORM_H
 
 #include <stdint.h>
+#include <string.h>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -103,6 +104,36 @@ static MN_ALWAYS_INLINE void mn_prefetch_span(const void *p, int64_t bytes) {
     for (int64_t off = 0; off < bytes; off += 64) MN_PREFETCH(c + off);
     MN_PREFETCH(c + bytes - 1);  /* the last line, when the span does not start on one */
 }
+
+/* The CSR conversion's two bit helpers: it flags a block's nonzero pixels (0 or 1 per
+ * byte, which compilers vectorise), packs the flags into bits, then walks the set bits.
+ * mn_pack_flags8: bit i of the result is flags[i], for 8 flags of 0 or 1.  The multiply
+ * moves byte i's low bit to bit 56 + i, with no carries into the top byte (each of the 256
+ * cases is checked by tests/test_fused.py through csr_fill).  The bytes are read
+ * little-endian: every target we build for (x86-64, arm64) is. */
+static inline uint32_t mn_pack_flags8(const uint8_t *flags) {
+    uint64_t word;
+    memcpy(&word, flags, 8);
+    return (uint32_t)((word * 0x0102040810204080ull) >> 56);
+}
+
+/* mn_lowest_bit: the index of the lowest set bit of `bits` (nonzero). */
+#if defined(__GNUC__) || defined(__clang__)
+static inline int mn_lowest_bit(uint32_t bits) { return __builtin_ctz(bits); }
+#elif defined(_MSC_VER)
+#include <intrin.h>
+static inline int mn_lowest_bit(uint32_t bits) {
+    unsigned long i;
+    _BitScanForward(&i, bits);
+    return (int)i;
+}
+#else
+static inline int mn_lowest_bit(uint32_t bits) {
+    int i = 0;
+    while (!(bits & 1u)) { bits >>= 1; i++; }
+    return i;
+}
+#endif
 
 /* Compile-time checks without C11's _Static_assert (MSVC's C takes it only with /std:c11). */
 #define MN_STATIC_ASSERT(cond, name) typedef char name[(cond) ? 1 : -1]

@@ -101,7 +101,8 @@ def test_dense_and_csr_columns_match_reference(density, batch_size, xe, dtype):
     rng = np.random.default_rng(3)
     data, val = make_data(rng, 300, 70, 5, density), make_data(rng, 41, 70, 5, density)
     hp = 32  # 21 hidden units, padded
-    dense = _fused.dense_columns(data[0].astype(dtype), hp)
+    x = data[0].astype(dtype)
+    dense = _fused.dense_columns(_fused.nonzero_counts(x)[0], len(x), hp, dtype)
     share = np.count_nonzero(data[0], axis=0) / len(data[0])
     threshold = _fused.dense_threshold(hp, dtype)
     assert threshold in (_fused.DENSE_MIN_DENSITY, _fused.NEARLY_FULL_DENSITY)
@@ -367,9 +368,28 @@ def test_sgd_epoch_refuses_inconsistent_arrays():
 def test_column_counts_over_threads(threads):
     rng = np.random.default_rng(threads)
     x = rng.normal(size=(101, 37)) * (rng.random((101, 37)) < 0.4)
-    counts = np.empty(37, np.int64)
+    counts, rows = np.empty(37, np.int64), np.empty(101, np.int64)
     _train.column_counts(counts, x, threads)
     assert np.array_equal(counts, np.count_nonzero(x, axis=0))
+    counts[:] = -1
+    _train.column_counts(counts, x, threads, rows)
+    assert np.array_equal(counts, np.count_nonzero(x, axis=0))
+    assert np.array_equal(rows, np.count_nonzero(x, axis=1))
+    with pytest.raises(ValueError, match="one entry per row of x"):
+        _train.column_counts(counts, x, threads, rows[1:])
+
+
+def test_known_row_counts_give_the_same_csr():
+    """Batches reuses the training inputs' row counts (from the dense-column pass), minus
+    the dense block's: the same arrays as counting again."""
+    rng = np.random.default_rng(8)
+    x, y = make_data(rng, 300, 50, 3, density="mixed")
+    columns, rows = _fused.nonzero_counts(x, 2)
+    dcols = _fused.dense_columns(columns, len(x), 16, x.dtype)
+    assert 0 < len(dcols) < 50
+    known, counted = (_fused.Batches(x, y, dcols, 2, r) for r in (rows, None))
+    for name in ("indptr", "indices", "values", "dense"):
+        assert np.array_equal(getattr(known, name), getattr(counted, name)), name
 
 
 def cannot_start_sys_executable():
@@ -447,6 +467,25 @@ def test_csr_conversion(dtype):
     assert np.array_equal(rebuilt, x * (1 - skip))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("width", [8, 37, 64, 784])
+def test_csr_conversion_of_every_pattern_of_eight(dtype, width):
+    """Rows whose blocks of 8 columns take each of the 256 patterns of zeros and nonzeros
+    (the conversion packs 8 flags at a time, see platform.h), at widths that end mid-block,
+    with and without skipped columns, -0.0 counting as zero."""
+    patterns = (np.arange(256)[:, None] >> np.arange(8)) & 1  # (256, 8): pattern p's bits
+    shifts = np.arange(max(1, width // 8 + 1))
+    flags = np.concatenate([np.roll(patterns, int(s), axis=0) for s in shifts], axis=1)
+    x = (flags[:, :width] * np.arange(1, width + 1)).astype(dtype)
+    x[x == 0] = -0.0
+    for skip in (None, (np.arange(width) % 5 == 1).astype(np.uint8)):
+        indptr, indices, values = _fused.to_csr(x, n_threads=2, skip=skip)
+        kept = x != 0 if skip is None else (x != 0) & (skip == 0)
+        assert np.array_equal(np.diff(indptr), kept.sum(axis=1))
+        assert np.array_equal(indices, np.nonzero(kept)[1])
+        assert np.array_equal(values, x[kept])
+
+
 def test_csr_conversion_refuses_mismatched_arrays():
     x = np.eye(4, 6, dtype=np.float32)
     skip = np.zeros(6, np.uint8)
@@ -458,6 +497,8 @@ def test_csr_conversion_refuses_mismatched_arrays():
         _train.csr_fill(indices[:3], values, indptr, x, skip, 1)
     with pytest.raises(ValueError, match="one entry per row of x, skip one per column"):
         _train.csr_row_counts(np.empty(3, np.int64), x, skip, 1)
+    with pytest.raises(ValueError, match="indptr decreases at row 1"):
+        _train.csr_fill(indices, values, np.array([0, 3, 1, 2, 4], np.int64), x, skip, 1)
     _train.csr_fill(indices, values, indptr, x, skip, 1)
     assert indices.tolist() == [0, 1, 2, 3] and values.tolist() == [1, 1, 1, 1]
 
@@ -576,7 +617,7 @@ def test_one_sgd_step_of_the_whole_set_is_bitwise_a_full_batch_iteration(n, dtyp
     runs = [train(mn.NeuralNetwork, (60, 19, 5), data, val, dtype, threads=2, iterations=1,
                   learning_rate=0.7, batch_size=b, shuffle=False) for b in (None, n)]
     assert _fused.n_chunks(n) == (1 if n < 512 else 5)
-    assert len(_fused.dense_columns(data[0], 64)) == 0
+    assert len(_fused.dense_columns(_fused.nonzero_counts(data[0])[0], n, 64, dtype)) == 0
     (full, full_history), (sgd, sgd_history) = runs
     assert np.array_equal(full.W_input_to_hidden, sgd.W_input_to_hidden)
     assert np.array_equal(full.W_hidden_to_output, sgd.W_hidden_to_output)
