@@ -31,6 +31,11 @@ def parse_size(text):
     return int(digits) * scale if digits.isdigit() else 0
 
 
+def _read_text(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
 def _from_sysfs(root="/sys/devices/system/cpu/cpu0/cache"):
     found = {}
     try:
@@ -39,7 +44,7 @@ def _from_sysfs(root="/sys/devices/system/cpu/cpu0/cache"):
         return 0, 0
     for entry in entries:
         try:
-            fields = {name: open(os.path.join(root, entry, name)).read().strip()
+            fields = {name: _read_text(os.path.join(root, entry, name))
                       for name in ("level", "type", "size")}
         except OSError:
             continue
