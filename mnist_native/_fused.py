@@ -142,10 +142,11 @@ def dense_threshold(hp, dtype):
 
 
 def nonzero_counts(x, n_threads=1):
-    """(per column, per row) nonzero entries of the inputs ``x``, an array (one pass over
-    it) or ``SparseRows``."""
+    """(per column, per row) nonzero entries of the inputs ``x``: of an array, from one pass
+    over it; of ``SparseRows``, its column counts and None (its split needs no row
+    counts)."""
     if isinstance(x, SparseRows):
-        return x.column_counts(), np.diff(x.indptr)
+        return x.column_counts(), None
     columns, rows = np.empty(x.shape[1], dtype=np.int64), np.empty(len(x), dtype=np.int64)
     _train.column_counts(columns, x, n_threads, rows)
     return columns, rows
