@@ -51,7 +51,12 @@ def test_interrupt_keeps_best_weights_and_history(cls, batch_size, capsys):
                                    atol=1e-12)
 
 
-SCRIPT = textwrap.dedent("""
+# Ctrl-C as a terminal gives it, whoever started pytest: a job that a non-interactive shell
+# starts in the background inherits SIGINT ignored, and Python then leaves it ignored (no
+# KeyboardInterrupt ever comes).  Each child below restores Python's handler first.
+CTRL_C = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+SCRIPT = CTRL_C + textwrap.dedent("""
     import sys, numpy as np, mnist_native as mn
     rng = np.random.default_rng(0)
     x = rng.normal(size=(20000, 784)) * (rng.random((20000, 784)) < 0.2)
@@ -99,7 +104,8 @@ def test_cli_train_interrupted_saves_the_best_model_and_exits_130(tmp_path):
         pytest.skip("MNIST_NATIVE_DATA is not set: the CLI needs MNIST")
     model_path = tmp_path / "best.npz"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mnist_native", "train", "--n-train", "2000",
+        [sys.executable, "-c", CTRL_C + "import runpy; runpy.run_module('mnist_native', "
+         "run_name='__main__', alter_sys=True)", "train", "--n-train", "2000",
          "--n-validation", "500", "--iterations", "1000000", "--save", str(model_path),
          "--no-plot", "--data", data],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
