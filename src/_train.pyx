@@ -1110,8 +1110,8 @@ def csr_fill(uint16_t[::1] indices, floating[::1] values, const int64_t[::1] ind
 cdef inline void fill_row(uint16_t *indices, floating *values, const floating *x, Py_ssize_t d,
                           const uint32_t *keep, int64_t room) noexcept nogil:
     """The first ``room`` nonzeros of x[0:d] in the columns whose bit is set in keep, in
-    column order.  32 columns at a time: their nonzero flags (vectorised by the compiler),
-    packed into bits, then one step per nonzero.  MNIST's rows are 81 % zeros: a branchless
+    column order.  32 columns at a time: their nonzero flags (GCC vectorises the
+    comparisons), packed into bits, then one step per nonzero.  MNIST's rows are 81 % zeros: a branchless
     step per column took about twice as long."""
     cdef Py_ssize_t j0, q, width
     cdef int64_t p = 0

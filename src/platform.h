@@ -106,7 +106,8 @@ static MN_ALWAYS_INLINE void mn_prefetch_span(const void *p, int64_t bytes) {
 }
 
 /* The CSR conversion's two bit helpers: it flags a block's nonzero pixels (0 or 1 per
- * byte, which compilers vectorise), packs the flags into bits, then walks the set bits.
+ * byte: GCC vectorises the comparisons, checked in its code), packs the flags into bits,
+ * then walks the set bits.
  * mn_pack_flags8: bit i of the result is flags[i], for 8 flags of 0 or 1.  The multiply
  * moves byte i's low bit to bit 56 + i, with no carries into the top byte (each of the 256
  * cases is checked by tests/test_fused.py through csr_fill).  The bytes are read
