@@ -89,14 +89,17 @@ def n_chunks(batch):
     return -(-batch // chunk_size(batch))
 
 
-# A mini-batch chunk's forward pass goes over the threads in pieces of samples: about
+# A mini-batch chunk's forward pass goes over the threads in pieces of samples: at least
 # TARGET_PIECES of them, of MIN_PIECE to GROUP samples (a piece shares each tile of weight
-# rows it loads).  Any piece size gives the same weights: each sample's values are its own.
+# rows it loads), their count rounded up to a multiple of the thread count (so each thread
+# gets as many).  Any piece size gives the same weights: each sample's values are its own.
 MIN_PIECE, TARGET_PIECES = 8, 4
 
 
-def piece_size(chunk):
-    return min(_train.GROUP, chunk, max(MIN_PIECE, -(-chunk // TARGET_PIECES)))
+def piece_size(chunk, threads=1):
+    wanted = max(TARGET_PIECES, -(-chunk // _train.GROUP))
+    wanted = -(-wanted // threads) * threads
+    return min(_train.GROUP, chunk, max(MIN_PIECE, -(-chunk // wanted)))
 
 
 # Measuring passes have no partial gradients to keep, so their chunks can be small: many
@@ -295,7 +298,7 @@ class FusedTrainer:
     def _sgd_buffers(self, n_in, hp, k, dtype):
         """sgd_epoch's arrays, in the order it takes them (see _train.sgd_epoch)."""
         chunk = chunk_size(min(self.batch_size, self.train.n))
-        piece = piece_size(chunk)
+        piece = piece_size(chunk, self.threads)
         lanes = SIMD_BYTES // dtype.itemsize
         kstride = -(-k // lanes) * lanes
         width = max(hp, kstride)

@@ -219,7 +219,7 @@ def test_sgd_weights_do_not_depend_on_the_piece_size(dtype, batch_size, monkeypa
     for floor, target in ((1, 10**6), (8, 10**6), (13, 10**6), (_train.GROUP, 1)):
         monkeypatch.setattr(_fused, "MIN_PIECE", floor)
         monkeypatch.setattr(_fused, "TARGET_PIECES", target)
-        pieces.append(_fused.piece_size(_fused.chunk_size(batch_size)))
+        pieces.append(_fused.piece_size(_fused.chunk_size(batch_size), 2))
         runs.append(train(mn.NeuralNetwork, (120, 37, 6), data, val, dtype, threads=2,
                           iterations=2, learning_rate=0.5, batch_size=batch_size))
     assert pieces == [1, 8, 13, _train.GROUP]
@@ -227,6 +227,29 @@ def test_sgd_weights_do_not_depend_on_the_piece_size(dtype, batch_size, monkeypa
         assert np.array_equal(model.W_input_to_hidden, runs[0][0].W_input_to_hidden)
         assert np.array_equal(model.W_hidden_to_output, runs[0][0].W_hidden_to_output)
         assert history.loss == runs[0][1].loss
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4, 6, 8])
+@pytest.mark.parametrize("chunk", [64, 200, 300, 512, 1024])
+def test_sgd_pieces_share_out_over_the_threads(chunk, threads):
+    """A chunk has TARGET_PIECES pieces, or as many as it takes to keep them within a group,
+    rounded up to a multiple of the thread count, unless that would make them smaller than
+    MIN_PIECE: every thread gets as many pieces of the forward pass."""
+    piece = _fused.piece_size(chunk, threads)
+    pieces = -(-chunk // piece)
+    assert _fused.MIN_PIECE <= piece <= _train.GROUP
+    assert pieces >= min(threads, chunk // _fused.MIN_PIECE)
+    if piece > _fused.MIN_PIECE:
+        wanted = max(_fused.TARGET_PIECES, -(-chunk // _train.GROUP))
+        assert pieces == -(-wanted // threads) * threads
+
+
+def test_trainer_pieces_follow_its_threads():
+    rng = np.random.default_rng(5)
+    (x, y), (xv, yv) = make_data(rng, 300, 20, 3), make_data(rng, 30, 20, 3)
+    model = mn.NeuralNetwork(20, 5, 3, seed=1, num_threads=3)
+    trainer = _fused.FusedTrainer(model, (x, y), (xv, yv), 0.5, False, 64, 1)
+    assert trainer._sgd_sizes == (64, _fused.piece_size(64, 3)) == (64, 11)
 
 
 @pytest.fixture
