@@ -346,6 +346,57 @@ MN_TARGET static void MN_FN(mn_output_weights)(T *w2, const T *w2t, const T *b2,
             w2[j * kp + kk] = kk >= k ? 0 : j < h ? w2t[kk * hp + j] : b2[kk];
 }
 
+/* Output sums of one sample for nc vectors of outputs from c: the biases + the sum over
+ * hidden units j of oh[j] * (row j of w2), each vector in four interleaved partial sums, so
+ * 4 * nc independent multiply-add chains are in flight. */
+MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_output_block)(
+    T *o, const T *oh, const T *w2, int64_t h, int64_t kp, int64_t c, const int nc)
+{
+    VT a[2][4];
+    int64_t j = 0;
+    MN_UNROLL for (int q = 0; q < nc; q++) {
+        a[q][0] = V_LOAD(w2 + h * kp + c + q * VL);
+        a[q][1] = a[q][2] = a[q][3] = V_ZERO();
+    }
+    for (; j + 4 <= h; j += 4)
+        MN_UNROLL for (int i = 0; i < 4; i++) {
+            const VT x = V_SET1(oh[j + i]);
+            const T *w = w2 + (j + i) * kp + c;
+            MN_UNROLL for (int q = 0; q < nc; q++) a[q][i] = V_FMA(x, V_LOAD(w + q * VL), a[q][i]);
+        }
+    for (; j < h; j++) {
+        const VT x = V_SET1(oh[j]);
+        MN_UNROLL for (int q = 0; q < nc; q++)
+            a[q][0] = V_FMA(x, V_LOAD(w2 + j * kp + c + q * VL), a[q][0]);
+    }
+    MN_UNROLL for (int q = 0; q < nc; q++)
+        V_STORE(o + c + q * VL, V_ADD(a[q][0], V_ADD(V_ADD(a[q][1], a[q][2]), a[q][3])));
+}
+
+/* Hidden deltas of one sample for nb vectors of hidden units from j: (W2 dk) f'(hidden).
+ * Each vector's sum is one chain of k multiply-adds; nb of them in flight hide their
+ * latency (one at a time, the chain's latency was most of the backward pass). */
+MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_delta_block)(
+    T *dh, const T *dk, const T *oh, const T *w2t, int64_t hp, int64_t k, int act, int64_t j,
+    const int nb)
+{
+    const VT one = V_SET1((T)1);
+    VT a[4];
+    MN_UNROLL for (int b = 0; b < nb; b++) a[b] = V_ZERO();
+    for (int64_t kk = 0; kk < k; kk++) {
+        const VT x = V_SET1(dk[kk]);
+        const T *w = w2t + kk * hp + j;
+        MN_UNROLL for (int b = 0; b < nb; b++) a[b] = V_FMA(x, V_LOAD(w + b * VL), a[b]);
+    }
+    MN_UNROLL for (int b = 0; b < nb; b++) {
+        if (act == MN_ACT_SIGMOID) {  /* sigmoid' = o (1 - o) */
+            const VT ov = V_LOAD(oh + j + b * VL);
+            a[b] = V_MUL(a[b], V_MUL(ov, V_SUB(one, ov)));
+        }
+        V_STORE(dh + j + b * VL, a[b]);
+    }
+}
+
 /* Forward over one group of ns <= MN_GROUP samples, rows[0..ns) of the data set, and, when
  * dko != NULL, backward to the deltas.  A sample's inputs: its CSR entries plus its row of
  * the dense block xd (m values, the pixels dcols).  Writes the hidden outputs u and, when
@@ -362,7 +413,6 @@ MN_TARGET static MN_NOINLINE void MN_FN(mn_group_forward)(
 {
     int64_t j, kk, c;
     const int64_t kp = (k + VL - 1) / VL * VL;
-    const VT one = V_SET1((T)1);
 
     /* Hidden layer of the whole group, tiled; its transfer function per sample below. */
     MN_FN(mn_hidden_group)(u, cursor, rows, ns, indptr, indices, values, w1, n_in, hp);
@@ -379,21 +429,11 @@ MN_TARGET static MN_NOINLINE void MN_FN(mn_group_forward)(
         }
         for (j = h; j < hp; j++) oh[j] = 0;  /* padding contributes nothing downstream */
 
-        /* Output layer: bias + sum over hidden units j of oh[j] * (row j of w2), in four
-         * interleaved partial sums (independent multiply-add chains). */
-        for (c = 0; c < kp; c += VL) {
-            VT a = V_LOAD(w2 + h * kp + c), a1 = V_ZERO(), a2 = V_ZERO(), a3 = V_ZERO();
-            for (j = 0; j + 4 <= h; j += 4) {
-                a = V_FMA(V_SET1(oh[j]), V_LOAD(w2 + j * kp + c), a);
-                a1 = V_FMA(V_SET1(oh[j + 1]), V_LOAD(w2 + (j + 1) * kp + c), a1);
-                a2 = V_FMA(V_SET1(oh[j + 2]), V_LOAD(w2 + (j + 2) * kp + c), a2);
-                a3 = V_FMA(V_SET1(oh[j + 3]), V_LOAD(w2 + (j + 3) * kp + c), a3);
-            }
-            for (; j < h; j++) a = V_FMA(V_SET1(oh[j]), V_LOAD(w2 + j * kp + c), a);
-            a = V_ADD(a, V_ADD(V_ADD(a1, a2), a3));
-            if (loss != MN_LOSS_XE && act == MN_ACT_SIGMOID) a = MN_FN(mn_vsigmoid)(a);
-            V_STORE(o + c, a);
-        }
+        /* Output layer, two vectors of outputs at a time (mn_output_block). */
+        for (c = 0; c + 2 * VL <= kp; c += 2 * VL) MN_FN(mn_output_block)(o, oh, w2, h, kp, c, 2);
+        if (c < kp) MN_FN(mn_output_block)(o, oh, w2, h, kp, c, 1);
+        if (loss != MN_LOSS_XE && act == MN_ACT_SIGMOID)
+            for (c = 0; c < kp; c += VL) V_STORE(o + c, MN_FN(mn_vsigmoid)(V_LOAD(o + c)));
         if (loss == MN_LOSS_XE) {  /* softmax, its maximum subtracted; log-softmax for the loss */
             T top = o[0];
             for (kk = 1; kk < k; kk++) if (o[kk] > top) top = o[kk];
@@ -435,21 +475,19 @@ MN_TARGET static MN_NOINLINE void MN_FN(mn_group_forward)(
         *correct += (best == labels[rows[s]]);
         if (dko == NULL) continue;
 
-        /* Backward: the output deltas, then the hidden delta (W2 dk) f'(hidden), held in
-         * registers a vector of hidden units at a time. */
+        /* Backward: the output deltas, then the hidden deltas (mn_delta_block). */
         T *dk = dko + s * kstride;
         for (kk = 0; kk < k; kk++)
             dk[kk] = (loss == MN_LOSS_XE) ? o[kk] - y[kk]
                      : (T)2 * (o[kk] - y[kk]) * MN_DERIVATIVE(o[kk], act);
         for (; kk < kp; kk++) dk[kk] = 0;
-        for (j = 0; j < hp; j += VL) {
-            VT a = V_ZERO();
-            for (kk = 0; kk < k; kk++) a = V_FMA(V_SET1(dk[kk]), V_LOAD(w2t + kk * hp + j), a);
-            if (act == MN_ACT_SIGMOID) {  /* sigmoid' = o (1 - o) */
-                const VT ov = V_LOAD(oh + j);
-                a = V_MUL(a, V_MUL(ov, V_SUB(one, ov)));
-            }
-            V_STORE(dh + j, a);
+        for (j = 0; j + 4 * VL <= hp; j += 4 * VL)
+            MN_FN(mn_delta_block)(dh, dk, oh, w2t, hp, k, act, j, 4);
+        switch ((hp - j) / VL) {
+        case 3: MN_FN(mn_delta_block)(dh, dk, oh, w2t, hp, k, act, j, 3); break;
+        case 2: MN_FN(mn_delta_block)(dh, dk, oh, w2t, hp, k, act, j, 2); break;
+        case 1: MN_FN(mn_delta_block)(dh, dk, oh, w2t, hp, k, act, j, 1); break;
+        default: break;
         }
         if (act != MN_ACT_SIGMOID)
             for (j = 0; j < h; j++) dh[j] *= MN_DERIVATIVE(oh[j], act);
