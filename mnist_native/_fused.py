@@ -89,10 +89,11 @@ def n_chunks(batch):
     return -(-batch // chunk_size(batch))
 
 
-# A mini-batch chunk's forward pass goes over the threads in pieces of samples: at least
-# TARGET_PIECES of them, of MIN_PIECE to GROUP samples (a piece shares each tile of weight
-# rows it loads), their count rounded up to a multiple of the thread count (so each thread
-# gets as many).  Any piece size gives the same weights: each sample's values are its own.
+# A mini-batch chunk's forward pass goes over the threads in pieces of samples (a piece
+# shares each tile of weight rows it loads): TARGET_PIECES of them, or more to keep each
+# within GROUP samples, their count rounded up to a multiple of the thread count (so each
+# thread gets as many); fewer when pieces would hold under MIN_PIECE samples.  Any piece
+# size gives the same weights: each sample's values are its own.
 MIN_PIECE, TARGET_PIECES = 8, 4
 
 
