@@ -373,27 +373,28 @@ MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_output_block)(
         V_STORE(o + c + q * VL, V_ADD(a[q][0], V_ADD(V_ADD(a[q][1], a[q][2]), a[q][3])));
 }
 
-/* Hidden deltas of one sample for nb vectors of hidden units from j: (W2 dk) f'(hidden).
- * Each vector's sum is one chain of k multiply-adds; nb in flight hide their latency (one
- * at a time, each waited on the last: 28 % of mn_group_forward in a full-run profile). */
+/* Hidden deltas of one sample, one block of nv vectors of hidden units from j0: (W2 dk)
+ * f'(hidden).  Each vector's sum is one chain of k multiply-adds; the block's nv chains in
+ * flight hide their latency (one at a time, each waited on the last: 28 % of
+ * mn_group_forward in a full-run profile). */
 MN_TARGET static MN_ALWAYS_INLINE void MN_FN(mn_delta_block)(
-    T *dh, const T *dk, const T *oh, const T *w2t, int64_t hp, int64_t k, int act, int64_t j,
-    const int nb)
+    T *dh, const T *dk, const T *oh, const T *w2t, int64_t hp, int64_t k, int act, int64_t j0,
+    const int nv)
 {
     const VT one = V_SET1((T)1);
-    VT a[4];
-    MN_UNROLL for (int b = 0; b < nb; b++) a[b] = V_ZERO();
+    VT a[MN_NV];
+    MN_UNROLL for (int v = 0; v < nv; v++) a[v] = V_ZERO();
     for (int64_t kk = 0; kk < k; kk++) {
         const VT x = V_SET1(dk[kk]);
-        const T *w = w2t + kk * hp + j;
-        MN_UNROLL for (int b = 0; b < nb; b++) a[b] = V_FMA(x, V_LOAD(w + b * VL), a[b]);
+        const T *w = w2t + kk * hp + j0;
+        MN_UNROLL for (int v = 0; v < nv; v++) a[v] = V_FMA(x, V_LOAD(w + v * VL), a[v]);
     }
-    MN_UNROLL for (int b = 0; b < nb; b++) {
+    MN_UNROLL for (int v = 0; v < nv; v++) {
         if (act == MN_ACT_SIGMOID) {  /* sigmoid' = o (1 - o) */
-            const VT ov = V_LOAD(oh + j + b * VL);
-            a[b] = V_MUL(a[b], V_MUL(ov, V_SUB(one, ov)));
+            const VT ov = V_LOAD(oh + j0 + v * VL);
+            a[v] = V_MUL(a[v], V_MUL(ov, V_SUB(one, ov)));
         }
-        V_STORE(dh + j + b * VL, a[b]);
+        V_STORE(dh + j0 + v * VL, a[v]);
     }
 }
 
@@ -481,14 +482,7 @@ MN_TARGET static MN_NOINLINE void MN_FN(mn_group_forward)(
             dk[kk] = (loss == MN_LOSS_XE) ? o[kk] - y[kk]
                      : (T)2 * (o[kk] - y[kk]) * MN_DERIVATIVE(o[kk], act);
         for (; kk < kp; kk++) dk[kk] = 0;
-        for (j = 0; j + 4 * VL <= hp; j += 4 * VL)
-            MN_FN(mn_delta_block)(dh, dk, oh, w2t, hp, k, act, j, 4);
-        switch ((hp - j) / VL) {
-        case 3: MN_FN(mn_delta_block)(dh, dk, oh, w2t, hp, k, act, j, 3); break;
-        case 2: MN_FN(mn_delta_block)(dh, dk, oh, w2t, hp, k, act, j, 2); break;
-        case 1: MN_FN(mn_delta_block)(dh, dk, oh, w2t, hp, k, act, j, 1); break;
-        default: break;
-        }
+        MN_OVER_BLOCKS(MN_FN(mn_delta_block), dh, dk, oh, w2t, hp, k, act);
         if (act != MN_ACT_SIGMOID)
             for (j = 0; j < h; j++) dh[j] *= MN_DERIVATIVE(oh[j], act);
     }
