@@ -318,7 +318,8 @@ class FusedTrainer:
             np.empty((pieces, 2), np.float64), np.empty((pieces, n_in + 1), np.int64),
             np.empty(entries, np.int32), np.empty(entries, dtype),
             np.zeros(n_in if several else 0, np.uint8), np.empty((acc_rows, width), np.float64),
-            self.o, self.cursor, self.rows, aligned_zeros((t, width), dtype), self.w2s)
+            self.o, self.cursor, self.rows,
+            aligned_zeros((t, _train.SGD_ROW_BLOCK * width), dtype), self.w2s)
         self._sgd_sizes = (chunk, piece)
 
     def _load_weights(self, w1, w2):
