@@ -3,6 +3,8 @@
 Everything the native kernels assume (2-D, C-contiguous, the model's dtype, finite, non-empty,
 the right width) is established here, before any ``nogil`` code runs.
 """
+import collections.abc
+import itertools
 import numbers
 import os
 import warnings
@@ -49,6 +51,28 @@ def check_learning_rate(value):
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"learning_rate must be a finite number > 0, got {value}")
     return float(value)
+
+
+def check_learning_rates(value, iterations):
+    """One learning rate per iteration: a number (every iteration's), or a sequence of
+    ``iterations`` numbers (a schedule), each finite and > 0."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, collections.abc.Iterable):
+        return [check_learning_rate(value)] * iterations
+    try:
+        rates = list(itertools.islice(value, iterations + 1))  # bounded: a generator may not end
+    except TypeError:  # a 0-d array, say
+        raise TypeError(f"learning_rate must be a number or a sequence of numbers, "
+                        f"got {value!r}") from None
+    if len(rates) != iterations:
+        got = len(rates) if len(rates) <= iterations else "more"
+        raise ValueError(f"learning_rate: a schedule needs one rate per iteration "
+                         f"({iterations}), got {got}")
+    for i, rate in enumerate(rates):
+        try:
+            rates[i] = check_learning_rate(rate)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"learning_rate[{i}]: {exc}") from None
+    return rates
 
 
 def as_matrix(values, name, n_columns, dtype):

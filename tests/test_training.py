@@ -84,12 +84,16 @@ def test_train_returns_a_history_with_one_entry_per_iteration(make, loss, capsys
     assert float(match.group(1)) >= 0.0
 
 
-def test_each_iteration_is_one_full_batch_step(make, loss):
-    """Replay by hand: feedforward on all of data, one backpropagate; history entry t is
-    measured on the weights after t + 1 steps."""
-    iterations, lr = 5, 2.0
+SCHEDULES = {"constant": 2.0, "schedule": [2.0, 0.5, 3.0, 1.0, 0.25]}
+
+
+@pytest.mark.parametrize("rates", list(SCHEDULES))
+def test_each_iteration_is_one_full_batch_step(make, loss, rates):
+    """Replay by hand: feedforward on all of data, one backpropagate (at that iteration's
+    rate, with a schedule); history entry t is measured on the weights after t + 1 steps."""
+    iterations, rates = 5, SCHEDULES[rates]
     model = make(N_IN, N_HIDDEN, N_OUT, seed=2)
-    history = getattr(model, TRAIN[loss])(DATA, VALIDATION, iterations, lr, plot=False)
+    history = getattr(model, TRAIN[loss])(DATA, VALIDATION, iterations, rates, plot=False)
 
     hand = make(N_IN, N_HIDDEN, N_OUT, seed=2)
     forward = hand.feedforward_xe if loss == "xe" else hand.feedforward
@@ -98,7 +102,7 @@ def test_each_iteration_is_one_full_batch_step(make, loss):
     assert accuracy(hand, VALIDATION) == history.initial_validation_accuracy
     for t in range(iterations):
         forward(DATA[0])
-        backward(DATA[1], lr)
+        backward(DATA[1], rates[t] if isinstance(rates, list) else rates)
         forward(DATA[0])
         o = hand.o_output
         if loss == "xe":
@@ -110,6 +114,26 @@ def test_each_iteration_is_one_full_batch_step(make, loss):
         assert history.train_accuracy[t] == pytest.approx(train_acc, abs=1e-9), t
         assert history.validation_accuracy[t] == pytest.approx(accuracy(hand, VALIDATION),
                                                                abs=1e-9), t
+
+
+def test_a_schedule_sets_each_epochs_rate(make, loss):
+    """Mini-batch: replay by hand, batch by batch in order (no shuffle), each epoch at its
+    own rate; the history's loss after each epoch matches."""
+    rates, batch = [1.5, 0.2, 3.0], 32
+    model = make(N_IN, N_HIDDEN, N_OUT, seed=4)
+    history = getattr(model, TRAIN[loss])(DATA, VALIDATION, len(rates), rates, plot=False,
+                                          batch_size=batch, shuffle=False)
+    hand = make(N_IN, N_HIDDEN, N_OUT, seed=4)
+    forward = hand.feedforward_xe if loss == "xe" else hand.feedforward
+    backward = hand.backpropagate_xe if loss == "xe" else hand.backpropagate
+    for t, rate in enumerate(rates):
+        for i in range(0, len(DATA[0]), batch):
+            forward(DATA[0][i:i + batch])
+            backward(DATA[1][i:i + batch], rate)
+        forward(DATA[0])
+        y, o = np.array(DATA[1], dtype=float), hand.o_output
+        expected = -np.sum(y * np.log(o)) if loss == "xe" else np.sum((o - y) ** 2)
+        assert history.loss[t] == pytest.approx(expected / len(y), rel=1e-10), t
 
 
 def test_keeps_the_best_validation_weights(make, loss):
@@ -366,6 +390,23 @@ def test_train_rejects_a_learning_rate_that_is_not_positive(make, loss, learning
     with pytest.raises(ValueError, match="learning_rate"):
         getattr(model, TRAIN[loss])(DATA, VALIDATION, iterations=3,
                                     learning_rate=learning_rate, plot=False)
+    assert_weights_equal(model, saved)
+
+
+@pytest.mark.parametrize("rates, exc, match", [
+    ([1.0, 1.0], ValueError, r"one rate per iteration \(3\), got 2"),
+    ([1.0] * 4, ValueError, r"one rate per iteration \(3\), got more"),
+    ([1.0, 0.0, 1.0], ValueError, r"learning_rate\[1\]"),
+    ([1.0, "fast", 1.0], TypeError, r"learning_rate\[1\]"),
+    ("1.0", TypeError, "learning_rate must be a number"),
+    (np.array(1.0), TypeError, "learning_rate must be a number"),
+    (iter(float, None), ValueError, "got more"),  # endless: refused, not a hang
+])
+def test_train_rejects_a_bad_schedule(make, loss, rates, exc, match):
+    model, saved = _model_and_weights(make)
+    with pytest.raises(exc, match=match):
+        getattr(model, TRAIN[loss])(DATA, VALIDATION, iterations=3, learning_rate=rates,
+                                    plot=False)
     assert_weights_equal(model, saved)
 
 
