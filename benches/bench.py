@@ -42,10 +42,11 @@ WORKLOADS = {
     # mini-batch SGD: one epoch at each of SGD_BATCHES (and SGD_INFO_BATCHES; None: full
     # batch); native, torch and scikit-learn
     "sgd": dict(hidden=128, iterations=1, quick=1, learning_rate=0.5, cross_entropy=True),
-    # mini-batch SGD to 98 %: native, 10 epochs (batch 16 and lr 0.5: the best of those
-    # tried, with batch 4 to 32, lr 0.1 to 1 and tanh)
-    "sgd10": dict(hidden=128, iterations=10, quick=2, learning_rate=0.5, cross_entropy=True,
-                  batch_size=16),
+    # mini-batch SGD to 98 %: native, 10 epochs on the 60,000 official training images (the
+    # lab's training and validation sets), zero-mean initial weights, lr 1 stepped down to
+    # 0.4 and 0.1 (the best of those tried: see the README)
+    "sgd10": dict(hidden=128, iterations=10, quick=2, learning_rate=1.0, cross_entropy=True,
+                  batch_size=16, schedule="step", init="zero-mean"),
 }
 SUBSET_TRAIN, SUBSET_VALIDATION = 1000, 200
 SGD_BATCHES, SGD_INFO_BATCHES = (16, 32, 64, 128, 256), (512, None)
@@ -74,6 +75,11 @@ def make_workloads(splits, names, quick):
             spec["iterations"] = quick_iterations
         if name == "subset":
             data = bv.head(train, SUBSET_TRAIN), bv.head(validation, SUBSET_VALIDATION)
+        elif name == "sgd10":
+            # Validation images are among the training ones here: the weights kept (those
+            # of the best validation accuracy) are in effect the last epoch's.  The test
+            # set stays unseen.
+            data = tuple(np.concatenate(parts) for parts in zip(train, validation)), validation
         else:
             data = train, validation
         if name == "sgd":
@@ -235,7 +241,8 @@ def make_record(wl, variant, runs, accuracy, setup=(), convert=()):
         "n_train": len(wl.train[0]),
         "n_validation": len(wl.validation[0]),
         "loss": wl.loss,
-        "learning_rate": wl.learning_rate,
+        "learning_rate": wl.learning_rates(wl.iterations),
+        "init": wl.init,
         "batch_size": wl.batch_size,
         "iterations": wl.iterations,
         "seconds": best,
@@ -301,8 +308,12 @@ def ratio_rows(records, max_threads, quick):
     rows += sgd_ratio_rows(records, max_threads)
     r = find(records, "sgd10", "native", "float32")
     if r:
-        what = (f"mini-batch SGD: xe, hidden {r['hidden']}, batch {r['batch_size']}, "
-                f"lr {r['learning_rate']:g}, {r['iterations']} epochs, test accuracy")
+        rates = r["learning_rate"]
+        rates = "/".join(f"{x:g}" for x in dict.fromkeys(rates)) if isinstance(rates, list) \
+            else f"{rates:g}"
+        what = (f"mini-batch SGD: xe, hidden {r['hidden']}, {r['n_train']:,} images, batch "
+                f"{r['batch_size']}, lr {rates}, {r['init']} init, {r['iterations']} epochs, "
+                f"test accuracy")
         rows.append((what, f"{r['test_accuracy']:.2f} % in {r['seconds']:.1f} s",
                      f">= {SGD_ACCURACY} %", "n/a (--quick)" if quick else
                      ("PASS" if r["test_accuracy"] >= SGD_ACCURACY else "MISS")))
@@ -414,7 +425,10 @@ workloads:
           epoch_seconds the difference (best round): the ratios against torch (which also
           measures training and validation accuracy after the epoch) use epoch_seconds.
           convert_seconds is the setup's conversion alone (both sets, for the kernels).
-  sgd10   native float32: the same model and lr, batch 16, 10 epochs: test accuracy
+  sgd10   native float32: the same model, 10 epochs at batch 16 over the 60,000 official
+          training images (the lab's training and validation sets), from zero-mean weights
+          (W1 ~ normal(0, 2/sqrt(785)), W2 ~ normal(0, 1/sqrt(129))), lr 1 for 5 epochs,
+          0.4 for 3, 0.1 for 2: test accuracy
   (test accuracies by each model's own predict on the 10,000 test images)
 
 variants (subset, full): native float32/float64 at 1, 2 and --threads threads; the NumPy

@@ -116,9 +116,20 @@ class Workload:
     test: tuple
     hidden: int
     iterations: int            # full-batch iterations, or epochs with a batch size
-    learning_rate: float
+    learning_rate: float       # the rate, or a step schedule's first one
     cross_entropy: bool = False
     batch_size: Optional[int] = None
+    schedule: Optional[str] = None  # "step": see learning_rates
+    init: str = "lab"          # or "zero-mean": see zero_mean_weights
+
+    def learning_rates(self, iterations):
+        """``train``'s learning_rate for ``iterations`` iterations: the rate, or with the
+        "step" schedule, the rate for the first half, 0.4 of it to 80 %, then 0.1 of it."""
+        if self.schedule is None:
+            return self.learning_rate
+        return [self.learning_rate * (1.0 if i < 0.5 * iterations else
+                                      0.4 if i < 0.8 * iterations else 0.1)
+                for i in range(iterations)]
 
     @property
     def loss(self):
@@ -143,6 +154,15 @@ def initial_weights(hidden, dtype=np.float64):
     return (model.W_input_to_hidden.astype(dtype), model.W_hidden_to_output.astype(dtype))
 
 
+def zero_mean_weights(hidden, dtype):
+    """Initial weights drawn from ``SEED``, both zero-mean (the lab's output weights are all
+    positive): W1 ~ normal(0, 2/sqrt(n_in + 1)), W2 ~ normal(0, 1/sqrt(hidden + 1))."""
+    rng = np.random.default_rng(SEED)
+    w1 = rng.normal(0.0, 2.0 / np.sqrt(N_IN + 1), (N_IN + 1, hidden))
+    w2 = rng.normal(0.0, 1.0 / np.sqrt(hidden + 1), (hidden + 1, N_OUT))
+    return w1.astype(dtype), w2.astype(dtype)
+
+
 # -- one training run per implementation ------------------------------------------------
 
 def _lab_model(variant, hidden):
@@ -165,7 +185,7 @@ def _train_lab_model(model, wl, train, validation, iterations):
         "plot": False, "batch_size": wl.batch_size}
     with quiet():
         start = time.perf_counter()
-        fit(train, validation, iterations, wl.learning_rate, **kwargs)
+        fit(train, validation, iterations, wl.learning_rates(iterations), **kwargs)
         return time.perf_counter() - start
 
 
@@ -225,6 +245,8 @@ def fit(variant, wl, iterations, train=None, validation=None, test=True):
                                       wl.learning_rate, variant.threads)
         return seconds, test_accuracy(w1, w2, wl.test) if test else None, (w1, w2)
     model = _lab_model(variant, wl.hidden)
+    if wl.init == "zero-mean":
+        model.weights_init(*zero_mean_weights(wl.hidden, variant.dtype))
     if variant.impl == "original":
         # The lab hands its class lists; converting them is load_data's job, not training's.
         train, validation = as_lists(train), as_lists(validation)
