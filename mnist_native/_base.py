@@ -223,11 +223,12 @@ class LabNetwork:
         ``backpropagate``, then measures training and validation accuracy.  With a
         ``batch_size``, an iteration is one epoch of mini-batch steps over ``data``, in an
         order drawn from the model's seed when ``shuffle``.  ``learning_rate`` is a number,
-        or a schedule: a sequence of one rate per iteration (``[0.8] * 5 + [0.3] * 5``).  The weights with the best
-        validation accuracy (the starting ones included) are kept at the end.  Prints
-        ``Training time: <seconds>``; plots the learning curves when ``plot`` (never
-        blocking).  ``callback(history)``, if given, is called after every iteration.
-        Called again, training continues from the current weights.
+        or a schedule of one rate per iteration: a sequence, 1-D array or iterator
+        (``[0.8] * 5 + [0.3] * 5``).  The weights with the best validation accuracy (the
+        starting ones included) are kept at the end.  Prints ``Training time: <seconds>``;
+        plots the learning curves when ``plot`` (never blocking).  ``callback(history)``,
+        if given, is called after every iteration.  Called again, training continues from
+        the current weights.
 
         Interrupting (Ctrl-C, or a notebook's "interrupt kernel") is seen within about a
         second: the best weights so far are put in place, ``self.history`` holds the history
@@ -250,7 +251,7 @@ class LabNetwork:
     def _train(self, data, validation_data, iterations, learning_rate, verbose, plot,
                batch_size, shuffle, callback, cross_entropy):
         iterations = v.check_iterations(iterations)
-        rates = v.check_learning_rates(learning_rate, iterations)
+        rates = v.check_learning_rates(learning_rate, iterations)  # a float, or a list
         inputs, targets = v.check_pair(data, "data")
         val_inputs, val_targets = v.check_pair(validation_data, "validation_data")
         if batch_size is not None:
@@ -268,11 +269,11 @@ class LabNetwork:
         self.loss_kind = LOSS_NAMES[cross_entropy]
         start = time.perf_counter()
         # The trainer steps at trainer.learning_rate, which the loop sets per iteration.
+        first = rates if isinstance(rates, float) else rates[0] if rates else None
         trainer = self._trainer((inputs, targets), (val_inputs, val_targets), data_arrays,
-                                val_arrays, rates[0] if rates else None, cross_entropy,
-                                batch_size)
-        self._train_loop(trainer, history, start, rates, batch_size, shuffle, verbose,
-                         callback)
+                                val_arrays, first, cross_entropy, batch_size)
+        self._train_loop(trainer, history, start, iterations, rates, batch_size, shuffle,
+                         verbose, callback)
         print("Training time:", time.perf_counter() - start)
         if plot and history.iterations:
             title = f"Training and validation accuracies ({history.loss_name})"
@@ -286,17 +287,16 @@ class LabNetwork:
         return MethodTrainer(self, data, validation_data, data_arrays, val_arrays,
                              learning_rate, cross_entropy)
 
-    def _train_loop(self, trainer, history, start, rates, batch_size, shuffle, verbose,
-                    callback):
-        """Run one iteration (an epoch, with a batch size) per learning rate in ``rates``,
-        keeping the best weights.
+    def _train_loop(self, trainer, history, start, iterations, rates, batch_size, shuffle,
+                    verbose, callback):
+        """Run ``iterations`` iterations (epochs, with a batch size), keeping the best
+        weights; ``rates``: the learning rate of every iteration, or a list of one each.
 
         Full batch: one training forward pass per iteration; the pass that measures the
         weights after iteration t also computes the gradient of iteration t + 1 (and one pass
         measures the starting weights).
         """
         best = [None]
-        iterations = len(rates)
 
         def record(train, val_acc):
             """Add one iteration, keeping its weights when they are the best so far."""
@@ -324,7 +324,7 @@ class LabNetwork:
             order = ordered.copy()
         try:
             for i in range(iterations):
-                trainer.learning_rate = rates[i]
+                trainer.learning_rate = rates if isinstance(rates, float) else rates[i]
                 if batch_size is None:
                     # The step, then one pass that measures the new weights (recorded, and
                     # kept if best, before they move) and computes the next step.

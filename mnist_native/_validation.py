@@ -54,15 +54,21 @@ def check_learning_rate(value):
 
 
 def check_learning_rates(value, iterations):
-    """One learning rate per iteration: a number (every iteration's), or a sequence of
-    ``iterations`` numbers (a schedule), each finite and > 0."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, collections.abc.Iterable):
-        return [check_learning_rate(value)] * iterations
-    try:
-        rates = list(itertools.islice(value, iterations + 1))  # bounded: a generator may not end
-    except TypeError:  # a 0-d array, say
-        raise TypeError(f"learning_rate must be a number or a sequence of numbers, "
-                        f"got {value!r}") from None
+    """The learning rate of every iteration: a number (returned as a float, the rate of
+    all), or a schedule (returned as a list of ``iterations`` floats): a 1-D array, a
+    list, tuple or other sequence, or an iterator, of finite numbers > 0."""
+    if isinstance(value, np.ndarray) and value.ndim != 1:
+        if value.ndim == 0:
+            return check_learning_rate(value.item())
+        raise ValueError(f"learning_rate: a schedule array must be 1-D, got shape "
+                         f"{value.shape}")
+    schedule = isinstance(value, (np.ndarray, collections.abc.Iterator)) or (
+        isinstance(value, collections.abc.Sequence)
+        and not isinstance(value, (str, bytes, bytearray, memoryview)))
+    if not schedule:
+        return check_learning_rate(value)  # a number, or TypeError naming what it got
+    # At most one rate more than needed is read: an endless iterator is refused, not run.
+    rates = list(itertools.islice(value, iterations + 1))
     if len(rates) != iterations:
         got = len(rates) if len(rates) <= iterations else "more"
         raise ValueError(f"learning_rate: a schedule needs one rate per iteration "

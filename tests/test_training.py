@@ -136,6 +136,28 @@ def test_a_schedule_sets_each_epochs_rate(make, loss):
         assert history.loss[t] == pytest.approx(expected / len(y), rel=1e-10), t
 
 
+@pytest.mark.parametrize("form", [tuple, np.array, lambda r: (x for x in r)],
+                         ids=["tuple", "array", "generator"])
+def test_a_schedule_may_be_any_sequence_array_or_iterator(make, form):
+    rates = [1.5, 0.2, 3.0]
+    runs = []
+    for value in (rates, form(rates)):
+        model = make(N_IN, N_HIDDEN, N_OUT, seed=5)
+        history = model.train(DATA, VALIDATION, 3, value, plot=False)
+        runs.append((history.loss, weights(model)))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_number_is_every_iterations_rate(make):
+    runs = []
+    for value in (0.7, np.float64(0.7), np.array(0.7), [0.7] * 3):
+        model = make(N_IN, N_HIDDEN, N_OUT, seed=6)
+        runs.append(model.train(DATA, VALIDATION, 3, value, plot=False).loss)
+    assert all(r == runs[0] for r in runs), runs
+
+
 def test_keeps_the_best_validation_weights(make, loss):
     # a learning rate high enough that validation accuracy does not just climb
     iterations = 12
@@ -398,8 +420,10 @@ def test_train_rejects_a_learning_rate_that_is_not_positive(make, loss, learning
     ([1.0] * 4, ValueError, r"one rate per iteration \(3\), got more"),
     ([1.0, 0.0, 1.0], ValueError, r"learning_rate\[1\]"),
     ([1.0, "fast", 1.0], TypeError, r"learning_rate\[1\]"),
+    ([1.0, True, 1.0], TypeError, r"learning_rate\[1\]"),
     ("1.0", TypeError, "learning_rate must be a number"),
-    (np.array(1.0), TypeError, "learning_rate must be a number"),
+    ({1.0, 0.5, 0.1}, TypeError, "learning_rate must be a number"),  # no order
+    (np.ones((3, 1)), ValueError, "must be 1-D, got shape"),
     (iter(float, None), ValueError, "got more"),  # endless: refused, not a hang
 ])
 def test_train_rejects_a_bad_schedule(make, loss, rates, exc, match):
