@@ -64,7 +64,7 @@ SCRIPT = CTRL_C + textwrap.dedent("""
     model = mn.NeuralNetwork(784, 600, 10, seed=0)  # an epoch: about 0.7 s on a fast CPU
     def started(history):
         if history.iterations == 1:
-            print("started", flush=True)
+            print("started", history.seconds[0], flush=True)
     try:
         # Many long epochs of small batches: the interrupt lands inside native code.
         model.train((x, y), (x[:500], y[:500]), iterations=1000, learning_rate=0.1,
@@ -82,7 +82,8 @@ def test_sigint_during_native_epoch_is_seen_within_a_second(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     try:
-        assert proc.stdout.readline().strip() == "started"
+        started, first_epoch = proc.stdout.readline().split()
+        assert started == "started"
         time.sleep(0.1)  # well inside the next epoch (at hidden 200, 0.3 s was past it)
         sent = time.perf_counter()
         proc.send_signal(signal.SIGINT)
@@ -93,8 +94,10 @@ def test_sigint_during_native_epoch_is_seen_within_a_second(tmp_path):
         proc.kill()
     assert proc.returncode == 130, err
     assert seen.strip().startswith("interrupted True 1"), seen + out
-    # The README promises about a second; the epoch itself takes several.
-    assert elapsed < 1.0, f"took {elapsed:.2f} s to stop"
+    # The README promises about a second; and seen inside the epoch, not at its end (the
+    # first epoch, with the setup, took first_epoch seconds).
+    assert elapsed < min(1.0, 0.5 * float(first_epoch)), \
+        f"took {elapsed:.2f} s to stop; an epoch takes about {float(first_epoch):.2f} s"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
