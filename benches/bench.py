@@ -33,7 +33,8 @@ from bench_variants import Variant, Workload
 
 DTYPES = (np.float32, np.float64)
 
-# (hidden, iterations, --quick iterations, learning rate, cross-entropy, batch size)
+# (hidden, iterations, --quick iterations, learning rate, cross-entropy, batch size, and
+# for sgd10 a learning-rate schedule and initial weights: bench_variants.Workload)
 WORKLOADS = {
     # the lab's run: first 1,000 training / 200 validation images
     "subset": dict(hidden=30, iterations=300, quick=30, learning_rate=1.0),
@@ -43,7 +44,7 @@ WORKLOADS = {
     # batch); native, torch and scikit-learn
     "sgd": dict(hidden=128, iterations=1, quick=1, learning_rate=0.5, cross_entropy=True),
     # mini-batch SGD to 98 %: native, 10 epochs on the 60,000 official training images (the
-    # lab's training and validation sets), zero-mean initial weights, lr 1 stepped down to
+    # lab's training and validation sets), other initial weights, lr 1 stepped down to
     # 0.4 and 0.1 (the best of those tried: see the README)
     "sgd10": dict(hidden=128, iterations=10, quick=2, learning_rate=1.0, cross_entropy=True,
                   batch_size=16, schedule="step", init="zero-mean"),
@@ -438,10 +439,10 @@ full-batch loop, when torch is installed.
 --json writes a LIST of records, one per variant and workload.  Each has impl (native /
 reference / original / torch / sklearn), dtype, threads, hidden, n_train, iterations,
 seconds (the best run), test_accuracy, and workload, runs (every timing),
-ms_per_iteration, loss, learning_rate, batch_size, setup_seconds, convert_seconds and
-epoch_seconds (native SGD), machine
-(CPU, build, load, date) and settings (this run's options); the ratios above follow from
-the seconds.
+ms_per_iteration, loss, learning_rate (sgd10: a list, one rate per epoch), init (the
+initial weights: "lab" or "zero-mean"), batch_size, setup_seconds, convert_seconds and
+epoch_seconds (native SGD), machine (CPU, build, load, date) and settings (this run's
+options); the ratios above follow from the seconds.
 
 exit status: 0 (also when a target is missed: this is a measurement), 1 when a
 correctness check fails, 2 on bad arguments or missing data.

@@ -155,8 +155,9 @@ def initial_weights(hidden, dtype=np.float64):
 
 
 def zero_mean_weights(hidden, dtype):
-    """Initial weights drawn from ``SEED``, both zero-mean (the lab's output weights are all
-    positive): W1 ~ normal(0, 2/sqrt(n_in + 1)), W2 ~ normal(0, 1/sqrt(hidden + 1))."""
+    """Initial weights drawn from ``SEED``, both zero-mean: W1 ~ normal(0, 2/sqrt(n_in + 1)),
+    twice the lab's spread, and W2 ~ normal(0, 1/sqrt(hidden + 1)), where the lab's,
+    uniform(0, 1)/sqrt(hidden + 1), are all positive."""
     rng = np.random.default_rng(SEED)
     w1 = rng.normal(0.0, 2.0 / np.sqrt(N_IN + 1), (N_IN + 1, hidden))
     w2 = rng.normal(0.0, 1.0 / np.sqrt(hidden + 1), (hidden + 1, N_OUT))
