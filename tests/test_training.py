@@ -6,6 +6,7 @@ best-validation weights are kept; ``Training time:`` is printed; training again 
 the current weights; plots never block nor pile up.  Bad inputs raise an error that names the
 argument and leave the model as it was.
 """
+import itertools
 import math
 import re
 
@@ -62,6 +63,19 @@ def accuracy(model, pair):
     return 100.0 * model.predict(pair) / len(pair[0])
 
 
+def lab_steps(model, loss):
+    """The model's (feedforward, backpropagate) pair for ``loss``."""
+    if loss == "xe":
+        return model.feedforward_xe, model.backpropagate_xe
+    return model.feedforward, model.backpropagate
+
+
+def lab_loss(o, y, loss):
+    """The lab's mean loss of outputs o against one-hot y."""
+    total = -np.sum(y * np.log(o)) if loss == "xe" else np.sum((o - y) ** 2)
+    return total / len(y)
+
+
 # --------------------------------------------------------------------------------------
 # the history and the loop
 # --------------------------------------------------------------------------------------
@@ -96,8 +110,7 @@ def test_each_iteration_is_one_full_batch_step(make, loss, rates):
     history = getattr(model, TRAIN[loss])(DATA, VALIDATION, iterations, rates, plot=False)
 
     hand = make(N_IN, N_HIDDEN, N_OUT, seed=2)
-    forward = hand.feedforward_xe if loss == "xe" else hand.feedforward
-    backward = hand.backpropagate_xe if loss == "xe" else hand.backpropagate
+    forward, backward = lab_steps(hand, loss)
     y = np.array(DATA[1], dtype=float)
     assert accuracy(hand, VALIDATION) == history.initial_validation_accuracy
     for t in range(iterations):
@@ -105,10 +118,7 @@ def test_each_iteration_is_one_full_batch_step(make, loss, rates):
         backward(DATA[1], rates[t] if isinstance(rates, list) else rates)
         forward(DATA[0])
         o = hand.o_output
-        if loss == "xe":
-            expected_loss = -np.sum(y * np.log(o)) / len(y)
-        else:
-            expected_loss = np.sum((o - y) ** 2) / len(y)
+        expected_loss = lab_loss(o, y, loss)
         train_acc = 100.0 * np.mean(np.argmax(o, axis=1) == np.argmax(y, axis=1))
         assert history.loss[t] == pytest.approx(expected_loss, rel=1e-10), t
         assert history.train_accuracy[t] == pytest.approx(train_acc, abs=1e-9), t
@@ -124,16 +134,14 @@ def test_a_schedule_sets_each_epochs_rate(make, loss):
     history = getattr(model, TRAIN[loss])(DATA, VALIDATION, len(rates), rates, plot=False,
                                           batch_size=batch, shuffle=False)
     hand = make(N_IN, N_HIDDEN, N_OUT, seed=4)
-    forward = hand.feedforward_xe if loss == "xe" else hand.feedforward
-    backward = hand.backpropagate_xe if loss == "xe" else hand.backpropagate
+    forward, backward = lab_steps(hand, loss)
     for t, rate in enumerate(rates):
         for i in range(0, len(DATA[0]), batch):
             forward(DATA[0][i:i + batch])
             backward(DATA[1][i:i + batch], rate)
         forward(DATA[0])
-        y, o = np.array(DATA[1], dtype=float), hand.o_output
-        expected = -np.sum(y * np.log(o)) if loss == "xe" else np.sum((o - y) ** 2)
-        assert history.loss[t] == pytest.approx(expected / len(y), rel=1e-10), t
+        expected = lab_loss(hand.o_output, np.array(DATA[1], dtype=float), loss)
+        assert history.loss[t] == pytest.approx(expected, rel=1e-10), t
 
 
 @pytest.mark.parametrize("form", [tuple, np.array, lambda r: (x for x in r)],
@@ -424,7 +432,7 @@ def test_train_rejects_a_learning_rate_that_is_not_positive(make, loss, learning
     ("1.0", TypeError, "learning_rate must be a number"),
     ({1.0, 0.5, 0.1}, TypeError, "learning_rate must be a number"),  # no order
     (np.ones((3, 1)), ValueError, "must be 1-D, got shape"),
-    (iter(float, None), ValueError, "got more"),  # endless: refused, not a hang
+    (itertools.repeat(1.0), ValueError, "got more"),  # endless: refused, not a hang
 ])
 def test_train_rejects_a_bad_schedule(make, loss, rates, exc, match):
     model, saved = _model_and_weights(make)
