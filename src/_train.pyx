@@ -773,14 +773,14 @@ cdef inline floating *weight_row(const Step *s, int64_t row, int64_t *length,
 
 cdef void apply_row(const Step *s, int64_t row, const floating *g, bint first,
                     floating *w1) noexcept nogil:
-    """Row ``row``'s gradient g for this chunk: into the weights (a one-chunk step, the
-    update mn_reduce_update makes of one chunk) or into acc (set when ``first``)."""
+    """Row ``row``'s gradient g for this chunk: into the weights (a one-chunk step: the
+    dense update's own kernel, mn_reduce_update of one chunk, vectorised for the target) or
+    into acc (set when ``first``)."""
     cdef int64_t j, length
     cdef floating *w = weight_row(s, row, &length, w1)
     cdef double *a
     if not s.several:
-        for j in range(length):
-            w[j] = <floating>(<double>w[j] - s.step * <double>g[j])
+        reduce_update(w, g, 1, 0, length, s.step)
         return
     a = s.acc + row * s.acc_stride
     if first:

@@ -637,6 +637,10 @@ MN_TARGET static void MN_FN(mn_reduce_update)(
     T *w, const T *g, int64_t n_chunks, int64_t stride, int64_t m, double step)
 {
     double acc[MN_STRIP];
+    if (n_chunks == 1) {  /* one chunk (a mini-batch step's row): the same values, one pass */
+        for (int64_t j = 0; j < m; j++) w[j] = (T)((double)w[j] - step * (double)g[j]);
+        return;
+    }
     for (int64_t i0 = 0; i0 < m; i0 += MN_STRIP) {
         const int64_t len = m - i0 < MN_STRIP ? m - i0 : MN_STRIP;
         const T *g0 = g + i0;
