@@ -61,6 +61,13 @@ SGD_TWO_THREADS_VS_ONE, SGD_SCALING_FROM_BATCH = 1.6, 64
 SGD_ACCURACY = 98.0
 CONVERT_MS = 100  # train()'s conversion of 50,000 images at most (here 60,000 with validation)
 
+# Seconds of rest before each timed run.  Thread pools keep their threads busy-waiting for a
+# while after a call (OpenBLAS's, under scikit-learn and NumPy's reference): a run started
+# straight after another variant's shared the cores with them.  Measured (AMD EPYC, 2 cores,
+# native SGD at batch 256, 2 threads): the epoch 1.5x slower right after a scikit-learn
+# run, as quick as alone after 1 s.
+SETTLE_SECONDS = 1.0
+
 
 def log(*args):
     print(*args, file=sys.stderr, flush=True)
@@ -198,7 +205,9 @@ def label_of(record):
 def time_all(plan, repeats):
     """Warm every variant up, then time ``repeats`` rounds, each running every variant once
     (the original only in the first round): a burst of load from other processes then
-    slows one run of many variants rather than every run of one.  Returns JSON records."""
+    slows one run of many variants rather than every run of one.  Each timed run starts
+    after SETTLE_SECONDS of rest, out of reach of the last one's threads.  Returns JSON
+    records."""
     jobs = [(wl, variant) for wl, variants in plan for variant in variants]
     for wl, variant in jobs:
         warm_up = 1 if variant.impl == "original" else min(2, wl.iterations)
@@ -211,12 +220,15 @@ def time_all(plan, repeats):
         for i, (wl, variant) in enumerate(jobs):
             if variant.impl == "original" and round_ > 0:
                 continue
+            time.sleep(SETTLE_SECONDS)
             seconds, acc, _ = bv.fit(variant, wl, wl.iterations, test=(round_ == 0))
             runs[i].append(seconds)
             if round_ == 0:
                 accuracy[i] = acc
             if wl.name == "sgd" and variant.impl == "native":
+                time.sleep(SETTLE_SECONDS)
                 setup[i].append(bv.native_setup_seconds(variant, wl))
+                time.sleep(SETTLE_SECONDS)
                 convert[i].append(bv.native_convert_seconds(variant, wl))
             log(f"  run {round_ + 1}/{repeats}  {label(wl):9s} {variant.label:34s} "
                 f"{seconds:8.3f} s")
@@ -383,7 +395,8 @@ def report(machine, records, ratios, args):
     print(f"CPU: {machine['cpu']} ({machine['available_cpus']} available){load}")
     print(f"build: openmp={b['openmp']} simd={b['simd']} compiler={b['compiler']}; "
           f"numpy {machine['numpy']} ({machine['blas']}); torch {machine['torch'] or '-'}")
-    print(f"best of {args.repeats} runs (in rounds, after a warm-up; original: 1 run)"
+    print(f"best of {args.repeats} runs (in rounds, after a warm-up, each after "
+          f"{SETTLE_SECONDS:g} s of rest; original: 1 run)"
           f"{'; --quick' if args.quick else ''}; reference/original threads: NumPy's BLAS "
           "default\n")
     rows = [(label_of(r), r["impl"], r["dtype"], r["threads"], r["hidden"], r["n_train"],
@@ -435,6 +448,9 @@ workloads:
 variants (subset, full): native float32/float64 at 1, 2 and --threads threads; the NumPy
 reference; the lab's original list-based code (subset only); PyTorch CPU running the same
 full-batch loop, when torch is installed.
+
+Each timed run starts after 1 s of rest: other libraries' thread pools (OpenBLAS's, under
+scikit-learn) keep busy-waiting for a while after a call, and slowed the next run.
 
 --json writes a LIST of records, one per variant and workload.  Each has impl (native /
 reference / original / torch / sklearn), dtype, threads, hidden, n_train, iterations,
@@ -514,7 +530,7 @@ def main(argv=None):
     report(machine, records, ratios, args)
     if args.json:
         settings = {"workloads": list(names), "quick": args.quick, "repeats": args.repeats,
-                    "threads": args.threads, "seed": bv.SEED}
+                    "threads": args.threads, "seed": bv.SEED, "settle_seconds": SETTLE_SECONDS}
         out = [dict(record, machine=machine, settings=settings) for record in records]
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
