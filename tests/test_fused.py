@@ -250,7 +250,7 @@ def test_trainer_pieces_follow_its_threads():
     model = mn.NeuralNetwork(20, 5, 3, seed=1, num_threads=3)  # 1 in a build without OpenMP
     trainer = _fused.FusedTrainer(model, (x, y), (xv, yv), 0.5, False, 64, 1)
     assert trainer._sgd_sizes == (64, _fused.piece_size(64, model.num_threads))
-    assert trainer._sgd_sizes == ((64, 11) if model.num_threads == 3 else (64, 16))
+    assert trainer._sgd_sizes == ((64, 22) if model.num_threads == 3 else (64, 32))
 
 
 @pytest.fixture
