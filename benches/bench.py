@@ -422,7 +422,7 @@ def report(machine, records, ratios, args):
         print_table(("measure", "measured", "target", "status"), ratios, args.markdown)
 
 
-EPILOG = """\
+EPILOG = f"""\
 workloads:
   subset  the lab's run: first 1,000 training / 200 validation images, hidden 30, lr 1,
           MSE, 300 full-batch iterations
@@ -449,8 +449,9 @@ variants (subset, full): native float32/float64 at 1, 2 and --threads threads; t
 reference; the lab's original list-based code (subset only); PyTorch CPU running the same
 full-batch loop, when torch is installed.
 
-Each timed run starts after 1 s of rest: other libraries' thread pools (OpenBLAS's, under
-scikit-learn) keep busy-waiting for a while after a call, and slowed the next run.
+Each timed run starts after {SETTLE_SECONDS:g} s of rest: other libraries' thread pools
+(OpenBLAS's, under scikit-learn) keep busy-waiting for a while after a call, and slowed
+the next run.
 
 --json writes a LIST of records, one per variant and workload.  Each has impl (native /
 reference / original / torch / sklearn), dtype, threads, hidden, n_train, iterations,
