@@ -896,16 +896,14 @@ cdef inline int64_t item_work(const Step *s, int64_t i) noexcept nogil:
 
 
 cdef void gradient_share(const Step *s, int64_t share, int64_t shares, int t, int64_t n_items,
-                         floating *w1) noexcept nogil:
+                         int64_t total, floating *w1) noexcept nogil:
     """Share ``share`` of ``shares`` of phase 2, on thread t's scratch: the items whose
-    middle falls in that part of the chunk's work (item_work), a run of them.  Static, with
-    no counter shared between the threads (taking items one at a time from one, OpenMP's
-    dynamic schedule, made 2-thread epochs 3 to 10% slower: Xeon, batch 16 to 256), and
-    balanced by work (the blocks' work varies: the image's edges are nearly blank).  Every
-    row's gradient is made whole by one thread: the same bits."""
-    cdef int64_t i, done = 0, total = 0, work
-    for i in range(n_items):
-        total += item_work(s, i)
+    middle falls in that part of the chunk's work (item_work; ``total``, their sum), a run
+    of them.  Static, with no counter shared between the threads (taking items one at a
+    time from one, OpenMP's dynamic schedule, made 2-thread epochs 3 to 10% slower: Xeon,
+    batch 16 to 256), and balanced by work (the blocks' work varies: the image's edges are
+    nearly blank).  Every row's gradient is made whole by one thread: the same bits."""
+    cdef int64_t i, done = 0, work
     for i in range(n_items):
         work = item_work(s, i)
         if min((2 * done + work) * shares // (2 * max(total, <int64_t>1)), shares - 1) == share:
@@ -938,7 +936,9 @@ cdef void step_chunk(Step *s, floating *w1, const floating *values,
             gradient_item(s, i, 0, w1)
     else:
         for q in prange(n_threads, schedule="static", num_threads=n_threads):
-            gradient_share(s, q, n_threads, mn_thread_num(), n_rows, w1)
+            # the items' work: the chunk's entries, and a term per sample for each fixed row
+            gradient_share(s, q, n_threads, mn_thread_num(), n_rows,
+                           entries + (s.m + 1 + s.k + 1) * ns, w1)
 
 
 cdef void finish_step(Step *s, floating *w1, int n_threads) noexcept nogil:
