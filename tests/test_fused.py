@@ -688,3 +688,15 @@ def test_full_batch_pass_refuses_dense_columns_out_of_range(column):
     arrays[at] = dcols
     with pytest.raises(ValueError, match="dense column index out of range"):
         _train.full_batch_pass(*arrays, 0.0, 0, 1, True, 1)
+
+
+def test_csr_fill_takes_as_many_columns_as_uint16_indices_hold():
+    """Pixel indices are uint16: 65,536 columns fit, one more is refused by name."""
+    for d in (65536, 65537):
+        x, skip = np.zeros((1, d)), np.zeros(d, np.uint8)
+        args = (np.empty(0, np.uint16), np.empty(0), np.zeros(2, np.int64), x, skip, 1)
+        if d == 65536:
+            _train.csr_fill(*args)
+        else:
+            with pytest.raises(ValueError, match="x at most 65536 columns"):
+                _train.csr_fill(*args)
