@@ -79,9 +79,8 @@ typedef struct {
 
 /* f'(u) written through o = f(u). */
 #define MN_DERIVATIVE(o, act) ((act) == MN_ACT_TANH ? 1 - (o) * (o) : (o) * (1 - (o)))
-#define MN_EXP(x) exp((double)(x))
 
-/* Taylor coefficients 1/i! of exp, and the constants of the vector sigmoid (mn_vsigmoid). */
+/* Taylor coefficients 1/i! of exp, and the constants of the vector exp (mn_vexp_neg). */
 static const double mn_exp_taylor[14] = {
     1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040, 1.0 / 40320,
     1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};

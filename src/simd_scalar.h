@@ -2,7 +2,7 @@
  * lane, plain C that the compiler may vectorise as it can.  Included as simd_avx2.h is. */
 #include <string.h>
 
-/* 2^n from t = n + MN_ROUND_MAGIC (see mn_vsigmoid), through the bits as the vector layers
+/* 2^n from t = n + MN_ROUND_MAGIC (see mn_vexp_neg), through the bits as the vector layers
  * do, in unsigned integers of T's width. */
 #if MN_F64
 #define MN_BITS uint64_t

@@ -10,7 +10,7 @@
 #define V_MUL(a, b) MN_X(mul)(a, b)
 #define V_DIV(a, b) MN_X(div)(a, b)
 #define V_MIN(a, b) MN_X(min)(a, b)
-/* 2^n from t = n + MN_ROUND_MAGIC (see mn_vsigmoid): t's low bits hold n, so n is an
+/* 2^n from t = n + MN_ROUND_MAGIC (see mn_vexp_neg): t's low bits hold n, so n is an
  * integer subtraction away, and 2^n's bits are (n + bias) << mantissa bits. */
 #define V_POW2I(t) MN_FROM_INT(MN_XI(slli)(MN_XI(add)(MN_XI(sub)(MN_AS_INT(t), \
     MN_AS_INT(V_SET1((T)MN_ROUND_MAGIC))), MN_SET1_I(MN_EXP_BIAS)), MN_MANT_BITS))

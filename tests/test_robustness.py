@@ -123,3 +123,26 @@ def test_targets_must_be_one_hot_for_accuracy_and_distributions_for_cross_entrop
     model.feedforward(x)
     model.backpropagate(soft, 1.0)  # MSE takes any finite targets
     assert not np.array_equal(before, model.W_input_to_hidden)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_size", [None, 2])
+def test_training_on_huge_logits_leaves_the_losers_alone(dtype, batch_size):
+    """Logits hundreds apart in the fused training pass: a class neither winning nor wanted
+    has probability exactly 0, so its output weights stay exactly 0, as in the reference
+    (not moved by a tiny probability such as exp(-87)).  The step is large enough to flip
+    the winner, so that its weights are the best and kept."""
+    x = np.ones((4, 2))
+    y = np.eye(4)[[1, 1, 2, 2]]  # class 0 wins every logit, 3 is never wanted
+    w2 = np.zeros((2, 4))
+    w2[1, 0] = 800.0
+    trained = []
+    for cls in (mn.NeuralNetwork, reference.NeuralNetwork):
+        model = cls(2, 1, 4, seed=0, dtype=dtype)
+        model.weights_init(np.zeros((3, 1)), w2)
+        with contextlib.redirect_stdout(io.StringIO()):
+            model.train_xe((x, y), (x, y), iterations=1, learning_rate=2000.0,
+                           plot=False, batch_size=batch_size, shuffle=False)
+        trained.append(model.W_hidden_to_output)
+    assert np.all(trained[0][:, 3] == 0.0)
+    np.testing.assert_allclose(trained[0], trained[1], rtol=1e-6)
