@@ -146,3 +146,24 @@ def test_training_on_huge_logits_leaves_the_losers_alone(dtype, batch_size):
         trained.append(model.W_hidden_to_output)
     assert np.all(trained[0][:, 3] == 0.0)
     np.testing.assert_allclose(trained[0], trained[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch_size", [None, 2])
+def test_training_on_logits_far_below_zero_matches_reference(dtype, batch_size):
+    """Every logit hundreds below zero (the largest, -700, gets probability 1): the softmax
+    subtracts the largest real logit, never a padding lane's 0, or every exponential would
+    underflow and the loss be NaN."""
+    x = np.ones((4, 2))
+    y = np.eye(3)[[0, 1, 2, 0]]
+    w2 = np.zeros((2, 3))
+    w2[1] = [-700.0, -800.0, -800.0]
+    histories = []
+    for cls in (mn.NeuralNetwork, reference.NeuralNetwork):
+        model = cls(2, 1, 3, seed=0, dtype=dtype)
+        model.weights_init(np.zeros((3, 1)), w2)
+        with contextlib.redirect_stdout(io.StringIO()):
+            histories.append(model.train_xe((x, y), (x, y), iterations=2, learning_rate=0.5,
+                                            plot=False, batch_size=batch_size, shuffle=False))
+    assert np.isfinite(histories[0].loss).all()
+    np.testing.assert_allclose(histories[0].loss, histories[1].loss, rtol=1e-6)
