@@ -445,8 +445,8 @@ MN_TARGET static MN_NOINLINE void MN_FN(mn_group_forward)(
             /* Softmax, its maximum subtracted, the exponentials a vector at a time (twenty
              * calls to libm's exp per sample made a measuring pass 15-20% slower); the
              * loss, -sum y (o - top - log total), from sums taken first.  A logit
-             * MN_EXP_MAX or more below the top gets 0 (not a denormal, which would slow
-             * every multiply it meets): a probability under exp(-MN_EXP_MAX). */
+             * MN_EXP_MAX or more below the top gets probability 0 (kept, its own, the
+             * type's smallest normal or less, moved weights the reference leaves alone). */
             T top = o[0];
             for (kk = 1; kk < k; kk++) if (o[kk] > top) top = o[kk];
             double y_sum = 0.0, y_dot = 0.0;

@@ -125,6 +125,22 @@ def test_targets_must_be_one_hot_for_accuracy_and_distributions_for_cross_entrop
     assert not np.array_equal(before, model.W_input_to_hidden)
 
 
+
+
+def train_xe_both(w2, y, dtype, **train_args):
+    """A one-hidden-unit network with output weights w2 (its last row the biases), trained
+    by train_xe on inputs of ones and targets y: [(model, history)], native then reference."""
+    x = np.ones((len(y), 2))
+    out = []
+    for cls in (mn.NeuralNetwork, reference.NeuralNetwork):
+        model = cls(2, 1, w2.shape[1], seed=0, dtype=dtype)
+        model.weights_init(np.zeros((3, 1)), w2)
+        with contextlib.redirect_stdout(io.StringIO()):
+            history = model.train_xe((x, y), (x, y), plot=False, shuffle=False, **train_args)
+        out.append((model, history))
+    return out
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch_size", [None, 2])
 def test_training_on_huge_logits_leaves_the_losers_alone(dtype, batch_size):
@@ -132,20 +148,13 @@ def test_training_on_huge_logits_leaves_the_losers_alone(dtype, batch_size):
     has probability exactly 0, so its output weights stay exactly 0, as in the reference
     (not moved by a tiny probability such as exp(-87)).  The step is large enough to flip
     the winner, so that its weights are the best and kept."""
-    x = np.ones((4, 2))
     y = np.eye(4)[[1, 1, 2, 2]]  # class 0 wins every logit, 3 is never wanted
     w2 = np.zeros((2, 4))
     w2[1, 0] = 800.0
-    trained = []
-    for cls in (mn.NeuralNetwork, reference.NeuralNetwork):
-        model = cls(2, 1, 4, seed=0, dtype=dtype)
-        model.weights_init(np.zeros((3, 1)), w2)
-        with contextlib.redirect_stdout(io.StringIO()):
-            model.train_xe((x, y), (x, y), iterations=1, learning_rate=2000.0,
-                           plot=False, batch_size=batch_size, shuffle=False)
-        trained.append(model.W_hidden_to_output)
-    assert np.all(trained[0][:, 3] == 0.0)
-    np.testing.assert_allclose(trained[0], trained[1], rtol=1e-6)
+    (native, _), (ref, _) = train_xe_both(w2, y, dtype, iterations=1, learning_rate=2000.0,
+                                          batch_size=batch_size)
+    assert np.all(native.W_hidden_to_output[:, 3] == 0.0)
+    np.testing.assert_allclose(native.W_hidden_to_output, ref.W_hidden_to_output, rtol=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -154,16 +163,10 @@ def test_training_on_logits_far_below_zero_matches_reference(dtype, batch_size):
     """Every logit hundreds below zero (the largest, -700, gets probability 1): the softmax
     subtracts the largest real logit, never a padding lane's 0, or every exponential would
     underflow and the loss be NaN."""
-    x = np.ones((4, 2))
     y = np.eye(3)[[0, 1, 2, 0]]
     w2 = np.zeros((2, 3))
     w2[1] = [-700.0, -800.0, -800.0]
-    histories = []
-    for cls in (mn.NeuralNetwork, reference.NeuralNetwork):
-        model = cls(2, 1, 3, seed=0, dtype=dtype)
-        model.weights_init(np.zeros((3, 1)), w2)
-        with contextlib.redirect_stdout(io.StringIO()):
-            histories.append(model.train_xe((x, y), (x, y), iterations=2, learning_rate=0.5,
-                                            plot=False, batch_size=batch_size, shuffle=False))
-    assert np.isfinite(histories[0].loss).all()
-    np.testing.assert_allclose(histories[0].loss, histories[1].loss, rtol=1e-6)
+    (_, native), (_, ref) = train_xe_both(w2, y, dtype, iterations=2, learning_rate=0.5,
+                                          batch_size=batch_size)
+    assert np.isfinite(native.loss).all()
+    np.testing.assert_allclose(native.loss, ref.loss, rtol=1e-6)
