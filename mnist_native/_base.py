@@ -46,6 +46,8 @@ def percent_correct(outputs, labels):
 class LabNetwork:
     """One-hidden-layer network with the lab's interface (see ``mnist_native.NeuralNetwork``)."""
 
+    num_threads = 1  # for the input checks; NeuralNetwork sets its own
+
     def __init__(self, input_layer_size, hidden_layer_size, output_layer_size,
                  transfer_f=sigmoid, transfer_df=dsigmoid, *, dtype=np.float64, seed=None):
         n_in = v.check_positive_int(input_layer_size, "input_layer_size")
@@ -183,10 +185,12 @@ class LabNetwork:
     # -- evaluation ----------------------------------------------------------------------
 
     def _inputs(self, inputs, name="inputs"):
-        return v.as_matrix(inputs, name, self.input_layer_size - 1, self.dtype)
+        return v.as_matrix(inputs, name, self.input_layer_size - 1, self.dtype,
+                           self.num_threads)
 
     def _targets(self, targets, name="targets"):
-        return v.as_matrix(targets, name, self.output_layer_size, self.dtype)
+        return v.as_matrix(targets, name, self.output_layer_size, self.dtype,
+                           self.num_threads)
 
     def _backprop_args(self, targets, learning_rate, cross_entropy=False):
         """``targets``, checked against the outputs of the last forward pass they must match

@@ -12,8 +12,9 @@ Design
   weight update over weight rows, each row summing the batch in a fixed order.  No atomics, no
   shared accumulators: results are bit-identical for any thread count.
 * Sums are kept in double, for float32 too.
-* Shapes, dtypes, contiguity and finiteness are checked in Python (``mnist_native._validation``)
-  before any ``nogil`` code runs; per-thread scratch is allocated there too and passed in.
+* Shapes, dtypes, contiguity and finiteness are checked (``mnist_native._validation``, with
+  ``all_finite`` below) before any other ``nogil`` code runs; per-thread scratch is
+  allocated there too and passed in.
 
 Argument order: outputs first, then inputs, then scalars, ``n_threads`` last.
 """
@@ -200,3 +201,49 @@ def weight_update(floating[:, ::1] w, const floating[:, ::1] a, const floating[:
 def update_scratch_width(Py_ssize_t m):
     """Columns of scratch that weight_update needs for a weight matrix of m columns."""
     return ROWS * m
+
+
+# Values below which a finiteness check runs on one thread (waking a second costs microseconds).
+cdef enum:
+    PARALLEL_VALUES = 1 << 18
+    # Independent sums in row_finite: enough vectors to hide the additions' latency.
+    SUMS = 16
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline bint row_finite(const floating *v, Py_ssize_t d) noexcept nogil:
+    """Whether v[0..d) are all finite: v - v is 0 for a finite v, NaN for NaN and the
+    infinities, so their sum is 0 or NaN (the values' own sum could overflow).  SUMS sums,
+    which the compiler keeps in vectors (comparisons, with SSE2's doubles, it does not)."""
+    cdef floating s[SUMS]
+    cdef floating total = 0
+    cdef Py_ssize_t whole = d - d % SUMS, j, k
+    for k in range(SUMS):
+        s[k] = 0
+    for j in range(0, whole // SUMS):
+        for k in range(SUMS):
+            s[k] += v[j * SUMS + k] - v[j * SUMS + k]
+    for j in range(whole, d):
+        total += v[j] - v[j]
+    for k in range(SUMS):
+        total += s[k]
+    return total == 0
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def all_finite(const floating[:, ::1] x, int n_threads=1):
+    """Whether every value of x is finite; rows split between n_threads when x is large."""
+    cdef Py_ssize_t n = x.shape[0], d = x.shape[1], i
+    cdef Py_ssize_t bad = 0
+    if n_threads < 1:
+        raise ValueError("n_threads must be >= 1")
+    if n == 0 or d == 0:
+        return True
+    if n * d < PARALLEL_VALUES:
+        n_threads = 1
+    with nogil:
+        for i in prange(n, schedule="static", num_threads=n_threads):
+            bad += not row_finite(&x[i, 0], d)
+    return bad == 0

@@ -9,6 +9,7 @@ import pytest
 
 import mnist_native as mn
 from mnist_native import reference
+from mnist_native._kernels import all_finite
 
 
 def learnable(seed, n=1500, n_in=200, n_out=10):
@@ -170,3 +171,40 @@ def test_training_on_logits_far_below_zero_matches_reference(dtype, batch_size):
                                           batch_size=batch_size)
     assert np.isfinite(native.loss).all()
     np.testing.assert_allclose(native.loss, ref.loss, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_all_finite_sees_every_position(dtype, threads):
+    """The native finiteness check, on shapes whose rows end inside and on its blocks of
+    sums: a NaN or an infinity anywhere is seen; finite values whose sum overflows, negative
+    zeros and subnormals are accepted, without a warning."""
+    rng = np.random.default_rng(7)
+    tiny, huge = np.finfo(dtype).smallest_subnormal, np.finfo(dtype).max
+    for n, d in [(1, 1), (3, 15), (2, 16), (5, 17), (4, 33), (7, 50)]:
+        x = rng.standard_normal((n, d)).astype(dtype)
+        assert all_finite(x, threads)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert all_finite(np.full((n, d), huge, dtype), threads)
+            assert all_finite(np.full((n, d), -huge, dtype), threads)
+            assert all_finite(np.full((n, d), -0.0, dtype), threads)
+            assert all_finite(np.full((n, d), tiny, dtype), threads)
+        for i, j in np.ndindex(n, d):
+            for bad in (np.nan, np.inf, -np.inf):
+                y = x.copy()
+                y[i, j] = bad
+                assert not all_finite(y, threads), (n, d, i, j, bad)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_all_finite_on_rows_split_between_threads(threads):
+    """Large enough to be split between threads: an infinity in the first or last row of
+    either thread's half is seen; read-only arrays are accepted."""
+    x = np.zeros((801, 784), dtype=np.float32)
+    x.setflags(write=False)
+    assert all_finite(x, threads)
+    for i in (0, 399, 400, 401, 800):
+        y = x.copy()
+        y[i, 392] = np.inf
+        assert not all_finite(y, threads), i
