@@ -204,6 +204,8 @@ def test_all_finite_on_rows_split_between_threads(threads):
     x = np.zeros((801, 784), dtype=np.float32)
     x.setflags(write=False)
     assert all_finite(x, threads)
+    with pytest.raises(ValueError, match="n_threads must be >= 1"):
+        all_finite(x, threads - 2)
     for i in (0, 399, 400, 401, 800):
         y = x.copy()
         y[i, 392] = np.inf
