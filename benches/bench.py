@@ -139,6 +139,19 @@ def load_average():
         return None
 
 
+# Settings that cap the instruction set torch runs (ATen's kernels, MKL's GEMM, oneDNN's):
+# set all three to AVX2 to time torch as on a CPU without AVX-512.
+TORCH_ISA_VARIABLES = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
+
+
+def torch_isa():
+    """ATen's CPU capability in use, and any of TORCH_ISA_VARIABLES that are set."""
+    if bv.torch is None:
+        return None
+    capped = [f"{name}={os.environ[name]}" for name in TORCH_ISA_VARIABLES if name in os.environ]
+    return ", ".join([f"ATen {bv.torch.backends.cpu.get_cpu_capability()}"] + capped)
+
+
 def machine_info():
     cpu = platform.processor() or platform.machine()
     try:
@@ -163,6 +176,7 @@ def machine_info():
         "blas": blas,
         "blas_threads": blas_threads(),
         "torch": bv.torch.__version__ if bv.torch is not None else None,
+        "torch_isa": torch_isa(),
         "sklearn": bv.sklearn.__version__ if bv.sklearn is not None else None,
         "build_info": mnist_native.build_info(),
         "load_average_start": load_average(),
@@ -394,7 +408,8 @@ def report(machine, records, ratios, args):
         "load_average_start"] else ""
     print(f"CPU: {machine['cpu']} ({machine['available_cpus']} available){load}")
     print(f"build: openmp={b['openmp']} simd={b['simd']} compiler={b['compiler']}; "
-          f"numpy {machine['numpy']} ({machine['blas']}); torch {machine['torch'] or '-'}")
+          f"numpy {machine['numpy']} ({machine['blas']}); torch {machine['torch'] or '-'}"
+          + (f" ({machine['torch_isa']})" if machine["torch_isa"] else ""))
     print(f"best of {args.repeats} runs (in rounds, after a warm-up, each after "
           f"{SETTLE_SECONDS:g} s of rest; original: 1 run)"
           f"{'; --quick' if args.quick else ''}; reference/original threads: NumPy's BLAS "
@@ -452,6 +467,10 @@ full-batch loop, when torch is installed.
 Each timed run starts after {SETTLE_SECONDS:g} s of rest: other libraries' thread pools
 (OpenBLAS's, under scikit-learn) keep busy-waiting for a while after a call, and slowed
 the next run.
+
+MNIST_NATIVE_SIMD=avx2 times native's AVX2 kernels on an AVX-512 CPU; torch still runs
+AVX-512 there unless ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
+ONEDNN_MAX_CPU_ISA=AVX2 are set as well (the header and machine.torch_isa say what it ran).
 
 --json writes a LIST of records, one per variant and workload.  Each has impl (native /
 reference / original / torch / sklearn), dtype, threads, hidden, n_train, iterations,
