@@ -255,18 +255,19 @@ class LabNetwork:
     def _train(self, data, validation_data, iterations, learning_rate, verbose, plot,
                batch_size, shuffle, callback, cross_entropy):
         iterations = v.check_iterations(iterations)
-        rates = v.check_learning_rates(learning_rate, iterations)  # a float, or a list
         inputs, targets = v.check_pair(data, "data")
         val_inputs, val_targets = v.check_pair(validation_data, "validation_data")
         if batch_size is not None:
             batch_size = min(v.check_positive_int(batch_size, "batch_size"), len(inputs))
-        # Everything is checked before any weight moves.
+        # Everything is checked before any weight moves; a schedule given as an iterator is
+        # read last, so bad data leaves it unread.
         data_arrays = (self._inputs(inputs, "data inputs"),
                        v.check_one_hot(self._targets(targets, "data targets"), "data targets"))
         val_arrays = (self._inputs(val_inputs, "validation_data inputs"),
                       v.check_one_hot(self._targets(val_targets, "validation_data targets"),
                                       "validation_data targets"))
         self._weights()
+        rates = v.check_learning_rates(learning_rate, iterations)  # a float, or a list
 
         history = TrainingHistory(LOSS_NAMES[cross_entropy], 0.0)
         self.history = history  # reachable even if training is interrupted

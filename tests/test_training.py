@@ -158,6 +158,17 @@ def test_a_schedule_may_be_any_sequence_array_or_iterator(make, form):
         np.testing.assert_array_equal(a, b)
 
 
+def test_bad_data_leaves_a_schedule_iterator_unread(make):
+    """The data is checked before the schedule is read: the error names the data, and the
+    caller's generator is still whole for the call that follows the fix."""
+    rates = iter([1.5, 0.2, 3.0])
+    model = make(N_IN, N_HIDDEN, N_OUT, seed=5)
+    bad = (np.full((len(DATA[0]), N_IN), np.nan), DATA[1])
+    with pytest.raises(ValueError, match="data inputs"):
+        model.train(bad, VALIDATION, 3, rates, plot=False)
+    assert list(rates) == [1.5, 0.2, 3.0]
+
+
 def test_a_number_is_every_iterations_rate(make):
     runs = []
     for value in (0.7, np.float64(0.7), np.array(0.7), [0.7] * 3):
