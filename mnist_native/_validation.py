@@ -1,7 +1,8 @@
 """Input checks shared by every entry point: each bad input gets an exception naming it.
 
 Everything the native kernels assume (2-D, C-contiguous, the model's dtype, finite, non-empty,
-the right width) is established here, before any ``nogil`` code runs.
+the right width) is established here, before any kernel computes with the data (finiteness
+by one itself, ``_kernels.all_finite``, on the model's threads).
 """
 import collections.abc
 import itertools
