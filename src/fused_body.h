@@ -420,10 +420,11 @@ MN_TARGET static MN_NOINLINE void MN_FN(mn_group_forward)(
 {
     int64_t j, kk, c;
     const int64_t kp = (k + VL - 1) / VL * VL;
-    /* The padding units h..hp are 0, not the sigmoid's 1/2: the vector holding unit h is
-     * multiplied by ones and zeros (made once here), the vectors past it stored as zeros.
-     * (Zeros stored one unit at a time after the vector store made mn_delta_block's vector
-     * load of the row wait for them: a store-forwarding stall per sample.) */
+    /* The padding units h..hp are 0, not the sigmoid's 1/2, after either transfer function:
+     * the vector holding unit h is multiplied by ones and zeros (made once here), the
+     * vectors past it stored as zeros.  (Zeros stored one unit at a time made
+     * mn_delta_block's vector load of the row wait for them: a store-forwarding stall per
+     * sample.) */
     const int64_t h_vec = h / VL * VL;
     T lane_mask[VL];
     for (j = 0; j < VL; j++) lane_mask[j] = h_vec + j < h ? (T)1 : (T)0;
@@ -438,16 +439,12 @@ MN_TARGET static MN_NOINLINE void MN_FN(mn_group_forward)(
         T *dh = d + s * hp;
         const T *y = targets + rows[s] * k;
         if (act == MN_ACT_SIGMOID) {
-            for (j = 0; j < h_vec; j += VL) V_STORE(oh + j, MN_FN(mn_vsigmoid)(V_LOAD(oh + j)));
-            if (j < h) {
-                V_STORE(oh + j, V_MUL(MN_FN(mn_vsigmoid)(V_LOAD(oh + j)), keep));
-                j += VL;
-            }
-            for (; j < hp; j += VL) V_STORE(oh + j, V_ZERO());
+            for (j = 0; j < hp; j += VL) V_STORE(oh + j, MN_FN(mn_vsigmoid)(V_LOAD(oh + j)));
         } else {
             for (j = 0; j < h; j++) oh[j] = MN_TANH(oh[j]);  /* the other transfer: tanh */
-            for (j = h; j < hp; j++) oh[j] = 0;
         }
+        if (h_vec < h) V_STORE(oh + h_vec, V_MUL(V_LOAD(oh + h_vec), keep));
+        for (j = (h + VL - 1) / VL * VL; j < hp; j += VL) V_STORE(oh + j, V_ZERO());
 
         /* Output layer, two vectors of outputs at a time (mn_output_block). */
         for (c = 0; c + 2 * VL <= kp; c += 2 * VL) MN_FN(mn_output_block)(o, oh, w2, h, kp, c, 2);
