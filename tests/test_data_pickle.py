@@ -2,7 +2,6 @@
 import builtins
 import gzip
 import io
-import os
 import pickle
 import struct
 
@@ -167,11 +166,70 @@ def test_corrupt_gzip(tmp_path):
         read_lab_pickle(path)
 
 
-@pytest.mark.parametrize("blob", [b"", b"hello world", b"<!DOCTYPE html><html></html>", os.urandom(64)],
-                         ids=["empty", "text", "html", "random"])
+NOT_A_PICKLE = r"mnist\.pkl\.gz: (truncated file|corrupt pickle|unsafe pickle)"
+
+
+@pytest.mark.parametrize("blob", [b"", b"hello world", b"<!DOCTYPE html><html></html>"],
+                         ids=["empty", "text", "html"])
 def test_not_a_pickle(tmp_path, blob):
     path = write_bytes(tmp_path / "mnist.pkl.gz", blob, gz=True)
-    with pytest.raises(MNISTFormatError, match=r"mnist\.pkl\.gz: (truncated file|corrupt pickle|unsafe pickle)"):
+    with pytest.raises(MNISTFormatError, match=NOT_A_PICKLE):
+        read_lab_pickle(path)
+
+
+def _damaged_pickles(rng, n):
+    """Random bytes, and a real pickle with random bytes overwritten or cut short."""
+    valid = pickle.dumps(lab_arrays(), protocol=5)
+    for _ in range(n):
+        yield rng.bytes(64)
+        damaged = np.frombuffer(valid, dtype=np.uint8).copy()
+        positions = rng.integers(0, len(damaged), size=rng.integers(1, 4))
+        damaged[positions] = rng.integers(0, 256, size=len(positions), dtype=np.uint8)
+        yield damaged[: rng.integers(1, len(damaged) + 1)].tobytes()
+
+
+def test_damaged_pickles_are_refused_cleanly(tmp_path):
+    # Before the sizes were checked, about 1 random blob in 100 stated a multi-exabyte
+    # BINBYTES8 and escaped as MemoryError; seeded so that every run draws the same ones.
+    path = tmp_path / "mnist.pkl.gz"
+    for i, blob in enumerate(_damaged_pickles(np.random.default_rng(2026), 1500)):
+        write_bytes(path, blob, gz=True)
+        try:
+            read_lab_pickle(path)
+        except (MNISTFormatError, UnsafePickleError):
+            pass
+        except Exception as exc:
+            pytest.fail(f"blob {i} ({blob[:16].hex()}...): {type(exc).__name__}: {exc}")
+        # A damaged pickle can still be valid; then it must be the lab's layout.
+
+
+HUGE = 1 << 62
+
+
+@pytest.mark.parametrize("blob", [
+    b"\x80\x04\x8e" + struct.pack("<Q", HUGE) + b"x.",            # BINBYTES8
+    b"\x80\x05\x96" + struct.pack("<Q", HUGE) + b"x.",            # BYTEARRAY8
+    b"\x80\x04\x8d" + struct.pack("<Q", HUGE) + b"x.",            # BINUNICODE8
+    b"\x80\x04\x95" + struct.pack("<Q", HUGE) + b"N.",            # FRAME
+    b"\x80\x02\x8b" + struct.pack("<i", 1 << 30) + b"\x01.",      # LONG4
+    b"\x80\x02N" + b"r" + struct.pack("<I", 0xFFFFFFFF) + b".",     # LONG_BINPUT: memo of 2^33 slots
+    b"\x80\x02N" + b"p4000000000\n.",                             # PUT, as text
+], ids=["binbytes8", "bytearray8", "binunicode8", "frame", "long4", "long_binput", "put"])
+def test_stated_sizes_are_checked_before_anything_is_allocated(tmp_path, blob):
+    # The C unpickler allocates at a stated size before reading the bytes; none of these
+    # files holds what it states, so each is refused without a MemoryError.  (A FRAME's
+    # size allocates nothing: it is read from memory, as far as the bytes go.)
+    path = write_bytes(tmp_path / "mnist.pkl.gz", blob, gz=True)
+    with pytest.raises(MNISTFormatError, match=r"corrupt pickle \((ValueError|UnpicklingError): "):
+        read_lab_pickle(path)
+
+
+def test_decompressed_size_is_bounded(tmp_path, monkeypatch):
+    # A gzip bomb: small on disk, past the limit once decompressed; read no further.
+    from mnist_native.data import lab_pickle
+    monkeypatch.setattr(lab_pickle, "MAX_PICKLE_BYTES", 10_000)
+    path = write_bytes(tmp_path / "mnist.pkl.gz", pickle.dumps(bytes(20_000)), gz=True)
+    with pytest.raises(MNISTFormatError, match=r"too large for an MNIST pickle: more than 10,000 bytes"):
         read_lab_pickle(path)
 
 

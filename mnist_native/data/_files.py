@@ -2,9 +2,10 @@
 
 import gzip
 
-__all__ = ["GZIP_MAGIC", "open_maybe_gzip"]
+__all__ = ["GZIP_MAGIC", "open_maybe_gzip", "StreamTooLarge", "read_limited"]
 
 GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 22
 
 
 def open_maybe_gzip(path):
@@ -35,3 +36,24 @@ def open_maybe_gzip(path):
         raw.close()
         raise
     return (gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw), raw, is_gzip
+
+
+class StreamTooLarge(ValueError):
+    """A stream held more bytes than the reader's limit."""
+
+
+def read_limited(stream, limit):
+    """All of ``stream``, read one chunk at a time, or :class:`StreamTooLarge` past ``limit`` bytes.
+
+    Chunks keep memory in step with the bytes actually present, which also stops a gzip
+    bomb at ``limit``: a ``GzipFile`` asked for ``n`` bytes sets aside ``n`` at once.
+    """
+    parts, held = [], 0
+    while True:
+        part = stream.read(_CHUNK)
+        if not part:
+            return b"".join(parts)
+        held += len(part)
+        if held > limit:
+            raise StreamTooLarge(f"more than {limit:,} bytes once decompressed")
+        parts.append(part)

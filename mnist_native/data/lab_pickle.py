@@ -5,21 +5,32 @@ any code.  :class:`RestrictedUnpickler` admits only the globals that rebuild pla
 NumPy arrays, for NumPy 1.x (``numpy.core``) and 2.x (``numpy._core``) module paths, plus
 ``_codecs.encode`` (latin-1 only), which Python 3 protocol-2 pickles use to rebuild byte
 strings.  Anything else is refused before it is called.
+
+:func:`read_lab_pickle` also checks, before unpickling, every size the pickle states: the C
+unpickler allocates at a stated size before it reads, so a few corrupt bytes could otherwise
+ask for gigabytes.
 """
 import gzip
+import io
 import os
 import pickle
+import pickletools
 import struct
+import warnings
 import zlib
 
 import numpy as np
 
-from ._files import open_maybe_gzip
+from ._files import StreamTooLarge, open_maybe_gzip, read_limited
 from .errors import MNISTFormatError, UnsafePickleError
 
 __all__ = ["RestrictedUnpickler", "read_lab_pickle", "N_PIXELS"]
 
 N_PIXELS = 28 * 28
+
+# The lab's file is 222 MB once decompressed (float32 images); float64 ones would be 444 MB.
+# Past this, it is not an MNIST pickle, whatever it claims.
+MAX_PICKLE_BYTES = 1 << 30
 
 _RECONSTRUCT = np.empty(0).__reduce__()[0]  # numpy.(_)core.multiarray._reconstruct
 _FROMBUFFER = np.empty(0).__reduce_ex__(5)[0]  # numpy.(_)core.numeric._frombuffer (protocol 5)
@@ -119,6 +130,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     arguments (no object dtypes, no other classes), and raises
     :class:`~mnist_native.data.errors.UnsafePickleError` for every other global, before
     anything is called.  ``persistent_load`` keeps :class:`pickle.Unpickler`'s refusal.
+    It does not check the sizes a pickle states; :func:`read_lab_pickle` does, first.
     """
 
     def __init__(self, file, **kwargs):
@@ -149,6 +161,26 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise _Refused(
                 f"refused global {module}.{name}: only NumPy array globals are allowed in an MNIST pickle"
             ) from None
+
+
+def _end_of_pickle(blob):
+    """Where the pickle in ``blob`` ends, once every size it states is known to be sound.
+
+    The C unpickler allocates at the sizes a pickle states before it reads anything: a
+    bytes object of a BINBYTES8's length, a memo table as long as a PUT's index.  A corrupt
+    or hostile file could ask for gigabytes in a few bytes.  ``pickletools.genops`` checks
+    every opcode and every length against the bytes present (``ValueError`` otherwise);
+    memo indices are checked here against the opcodes read so far, which a pickler never
+    exceeds: it numbers what it memoizes 0, 1, 2...
+    """
+    n_opcodes = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # a STRING's bad escapes: corrupt anyway
+        for opcode, arg, position in pickletools.genops(blob):
+            if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and arg > n_opcodes:
+                raise ValueError(f"memo index {arg} at byte {position}, after only {n_opcodes} opcodes")
+            n_opcodes += 1
+    return position + 1  # genops stops at STOP, a one-byte opcode
 
 
 def _check_split(path, index, split):
@@ -204,21 +236,23 @@ def read_lab_pickle(path):
     stream, raw, _ = open_maybe_gzip(path)
     with raw, stream:
         try:
-            data = RestrictedUnpickler(stream, encoding="latin1").load()
-            # A valid pickle ends at STOP; trailing bytes mean the file is not what it claims.
-            trailing = stream.read(1)
-        except _Refused as exc:
-            raise UnsafePickleError(path, f"unsafe pickle, not loaded: {exc}") from None
+            blob = read_limited(stream, MAX_PICKLE_BYTES)
+        except StreamTooLarge as exc:
+            raise MNISTFormatError(path, f"too large for an MNIST pickle: {exc}") from None
         except EOFError as exc:
-            # Raised both by gzip (stream cut short) and by the unpickler (pickle cut short).
             raise MNISTFormatError(path, f"truncated file ({exc or 'ran out of input'})") from None
         except (gzip.BadGzipFile, zlib.error) as exc:
             raise MNISTFormatError(path, f"corrupt gzip data ({exc})") from None
-        except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError,
-                KeyError, struct.error, OverflowError) as exc:
-            # What malformed pickle bytes or mismatched array state raise.
-            raise MNISTFormatError(path, f"corrupt pickle ({type(exc).__name__}: {exc})") from None
-    if trailing:
+    try:
+        end = _end_of_pickle(blob)
+        data = RestrictedUnpickler(io.BytesIO(blob), encoding="latin1").load()
+    except _Refused as exc:
+        raise UnsafePickleError(path, f"unsafe pickle, not loaded: {exc}") from None
+    except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError, struct.error, OverflowError, EOFError) as exc:
+        # What malformed pickle bytes or mismatched array state raise.
+        raise MNISTFormatError(path, f"corrupt pickle ({type(exc).__name__}: {exc})") from None
+    if end < len(blob):
         raise MNISTFormatError(path, "unexpected bytes after the end of the pickle")
     if not isinstance(data, (tuple, list)) or len(data) != 3:
         raise MNISTFormatError(
