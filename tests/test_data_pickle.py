@@ -166,14 +166,11 @@ def test_corrupt_gzip(tmp_path):
         read_lab_pickle(path)
 
 
-NOT_A_PICKLE = r"mnist\.pkl\.gz: (truncated file|corrupt pickle|unsafe pickle)"
-
-
 @pytest.mark.parametrize("blob", [b"", b"hello world", b"<!DOCTYPE html><html></html>"],
                          ids=["empty", "text", "html"])
 def test_not_a_pickle(tmp_path, blob):
     path = write_bytes(tmp_path / "mnist.pkl.gz", blob, gz=True)
-    with pytest.raises(MNISTFormatError, match=NOT_A_PICKLE):
+    with pytest.raises(MNISTFormatError, match=r"mnist\.pkl\.gz: (truncated file|corrupt pickle|unsafe pickle)"):
         read_lab_pickle(path)
 
 
@@ -195,12 +192,11 @@ def test_damaged_pickles_are_refused_cleanly(tmp_path):
     for i, blob in enumerate(_damaged_pickles(np.random.default_rng(2026), 1500)):
         write_bytes(path, blob, gz=True)
         try:
-            read_lab_pickle(path)
+            read_lab_pickle(path)  # may load: a damaged pixel can still lie in [0, 1]
         except (MNISTFormatError, UnsafePickleError):
             pass
         except Exception as exc:
             pytest.fail(f"blob {i} ({blob[:16].hex()}...): {type(exc).__name__}: {exc}")
-        # A damaged pickle can still be valid; then it must be the lab's layout.
 
 
 HUGE = 1 << 62

@@ -2,7 +2,7 @@
 
 import gzip
 
-__all__ = ["GZIP_MAGIC", "open_maybe_gzip", "StreamTooLarge", "read_limited"]
+__all__ = ["GZIP_MAGIC", "open_maybe_gzip", "read_at_most"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 _CHUNK = 1 << 22
@@ -38,22 +38,18 @@ def open_maybe_gzip(path):
     return (gzip.GzipFile(fileobj=raw, mode="rb") if is_gzip else raw), raw, is_gzip
 
 
-class StreamTooLarge(ValueError):
-    """A stream held more bytes than the reader's limit."""
+def read_at_most(stream, n, kind=bytes):
+    """Up to ``n`` bytes of ``stream`` (fewer only at its end), as ``kind`` (``bytes`` or,
+    for a writable buffer, ``bytearray``).
 
-
-def read_limited(stream, limit):
-    """All of ``stream``, read one chunk at a time, or :class:`StreamTooLarge` past ``limit`` bytes.
-
-    Chunks keep memory in step with the bytes actually present, which also stops a gzip
-    bomb at ``limit``: a ``GzipFile`` asked for ``n`` bytes sets aside ``n`` at once.
+    Read a chunk at a time, so that memory follows the bytes actually present, not a size
+    a file states: a ``GzipFile`` asked for ``n`` bytes sets aside ``n`` at once.
     """
-    parts, held = [], 0
-    while True:
-        part = stream.read(_CHUNK)
-        if not part:
-            return b"".join(parts)
-        held += len(part)
-        if held > limit:
-            raise StreamTooLarge(f"more than {limit:,} bytes once decompressed")
-        parts.append(part)
+    chunks, held = [], 0
+    while held < n:
+        chunk = stream.read(min(_CHUNK, n - held))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        held += len(chunk)
+    return kind().join(chunks)

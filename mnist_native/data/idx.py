@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._files import open_maybe_gzip
+from ._files import open_maybe_gzip, read_at_most
 from .errors import MNISTFormatError
 
 __all__ = [
@@ -44,18 +44,6 @@ _IDX_DTYPES = {
 # A header is trusted only up to this payload size, so that a corrupt one cannot make us
 # try to allocate terabytes; the largest MNIST file is 47 MB.
 MAX_PAYLOAD_BYTES = 1 << 30
-_CHUNK = 1 << 22
-
-
-def _read_exactly(stream, n):
-    """Read up to ``n`` bytes, in chunks so that a lying header allocates nothing big."""
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = stream.read(min(_CHUNK, n - len(buf)))
-        if not chunk:
-            break
-        buf += chunk
-    return buf
 
 
 def read_idx(path):
@@ -84,7 +72,7 @@ def read_idx(path):
     what = "gzip'd IDX" if is_gzip else "IDX"
     try:
         with raw, stream:
-            magic = _read_exactly(stream, 4)
+            magic = read_at_most(stream, 4)
             if len(magic) < 4:
                 raise MNISTFormatError(
                     path, f"truncated {what} file: {len(magic)} bytes, shorter than the 4-byte magic number"
@@ -99,7 +87,7 @@ def read_idx(path):
                 raise MNISTFormatError(path, f"unknown IDX type code 0x{type_code:02x} in magic number {bytes(magic).hex()}")
             if ndim == 0:
                 raise MNISTFormatError(path, "IDX header declares 0 dimensions")
-            header = _read_exactly(stream, 4 * ndim)
+            header = read_at_most(stream, 4 * ndim)
             if len(header) < 4 * ndim:
                 raise MNISTFormatError(
                     path, f"truncated {what} header: {ndim} dimensions declared, file ends inside them"
@@ -113,7 +101,7 @@ def read_idx(path):
                 raise MNISTFormatError(
                     path, f"IDX header declares dimensions {shape} ({size} bytes), not a plausible MNIST file"
                 )
-            payload = _read_exactly(stream, size)
+            payload = read_at_most(stream, size, bytearray)  # the array is writable
             if len(payload) < size:
                 raise MNISTFormatError(
                     path,

@@ -21,7 +21,7 @@ import zlib
 
 import numpy as np
 
-from ._files import StreamTooLarge, open_maybe_gzip, read_limited
+from ._files import open_maybe_gzip, read_at_most
 from .errors import MNISTFormatError, UnsafePickleError
 
 __all__ = ["RestrictedUnpickler", "read_lab_pickle", "N_PIXELS"]
@@ -163,8 +163,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
-def _end_of_pickle(blob):
-    """Where the pickle in ``blob`` ends, once every size it states is known to be sound.
+def _end_of_pickle(pickled):
+    """Where the pickle read from ``pickled`` ends, once every size it states is known to be sound.
 
     The C unpickler allocates at the sizes a pickle states before it reads anything: a
     bytes object of a BINBYTES8's length, a memo table as long as a PUT's index.  A corrupt
@@ -176,7 +176,7 @@ def _end_of_pickle(blob):
     n_opcodes = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # a STRING's bad escapes: corrupt anyway
-        for opcode, arg, position in pickletools.genops(blob):
+        for opcode, arg, position in pickletools.genops(pickled):
             if opcode.name in ("PUT", "BINPUT", "LONG_BINPUT") and arg > n_opcodes:
                 raise ValueError(f"memo index {arg} at byte {position}, after only {n_opcodes} opcodes")
             n_opcodes += 1
@@ -236,23 +236,27 @@ def read_lab_pickle(path):
     stream, raw, _ = open_maybe_gzip(path)
     with raw, stream:
         try:
-            blob = read_limited(stream, MAX_PICKLE_BYTES)
-        except StreamTooLarge as exc:
-            raise MNISTFormatError(path, f"too large for an MNIST pickle: {exc}") from None
+            blob = read_at_most(stream, MAX_PICKLE_BYTES + 1)
         except EOFError as exc:
             raise MNISTFormatError(path, f"truncated file ({exc or 'ran out of input'})") from None
         except (gzip.BadGzipFile, zlib.error) as exc:
             raise MNISTFormatError(path, f"corrupt gzip data ({exc})") from None
+    if len(blob) > MAX_PICKLE_BYTES:
+        raise MNISTFormatError(path, f"too large for an MNIST pickle: more than "
+                                     f"{MAX_PICKLE_BYTES:,} bytes once decompressed")
+    pickled, size = io.BytesIO(blob), len(blob)  # shares blob's bytes until written
     try:
-        end = _end_of_pickle(blob)
-        data = RestrictedUnpickler(io.BytesIO(blob), encoding="latin1").load()
+        trailing = _end_of_pickle(pickled) < size
+        if not trailing:  # nothing is unpickled from a file that is not what it claims
+            pickled.seek(0)
+            data = RestrictedUnpickler(pickled, encoding="latin1").load()
     except _Refused as exc:
         raise UnsafePickleError(path, f"unsafe pickle, not loaded: {exc}") from None
     except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError,
             KeyError, struct.error, OverflowError, EOFError) as exc:
         # What malformed pickle bytes or mismatched array state raise.
         raise MNISTFormatError(path, f"corrupt pickle ({type(exc).__name__}: {exc})") from None
-    if end < len(blob):
+    if trailing:
         raise MNISTFormatError(path, "unexpected bytes after the end of the pickle")
     if not isinstance(data, (tuple, list)) or len(data) != 3:
         raise MNISTFormatError(
