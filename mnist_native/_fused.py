@@ -128,6 +128,13 @@ def aligned_zeros(shape, dtype):
     return raw[start:start + n * dtype.itemsize].view(dtype).reshape(shape)
 
 
+def whole_lines(n, dtype, line=64):
+    """n values of dtype, rounded up to whole cache lines: each thread's row of a per-thread
+    array then shares no line with another's."""
+    per_line = line // np.dtype(dtype).itemsize
+    return -(-n // per_line) * per_line
+
+
 # Pixels nonzero in at least this share of the training samples go to a dense block, the
 # rest to CSR.  Measured here (MNIST, 2 threads): with the dense kernels' full register
 # blocking (DENSE_MAX samples per weight row loaded) half-full pixels break even (1,000
@@ -321,7 +328,9 @@ class FusedTrainer:
             np.empty(entries, np.int32), np.empty(entries, dtype),
             np.zeros(n_in if several else 0, np.uint8), np.empty((acc_rows, width), np.float64),
             self.o, self.cursor, self.rows,
-            aligned_zeros((t, _train.SGD_ROW_BLOCK * width), dtype), self.w2s)
+            aligned_zeros((t, _train.SGD_ROW_BLOCK * width), dtype),
+            aligned_zeros((t, whole_lines(_train.output_weights_size(hp, k, dtype.itemsize),
+                                          dtype)), dtype))
         self._sgd_sizes = (chunk, piece)
 
     def _load_weights(self, w1, w2):

@@ -26,18 +26,23 @@ Design
 * So results are bit-identical for any number of threads.
 * Precision: a sample's sums and a chunk's partial gradient are kept in the model's dtype
   (in float32 for float32 models, as BLAS's sgemm does); chunks are combined in double.
-* A whole epoch of mini-batches runs here without returning to Python.
+* A whole epoch of mini-batches runs here without returning to Python, its steps in runs of
+  a few milliseconds, each run one OpenMP region whose threads meet at a barrier after
+  each phase (a region per phase made 2-thread epochs 3 to 11 % slower: Xeon, batch 16 to
+  256).
 * All arrays are allocated and checked by ``mnist_native._fused`` before the GIL is released.
 """
 cimport cython
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 from cpython.exc cimport PyErr_CheckSignals
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free, malloc
 
 cdef extern from "platform.h" nogil:
     int mn_thread_num()
+    int mn_num_threads()
+    void mn_barrier()
     int mn_lowest_bit(uint32_t bits)
     uint32_t mn_pack_flags8(const uint8_t *flags)
 
@@ -636,7 +641,9 @@ def measure(
 # A one-chunk step updates each row as soon as its gradient is made; with several chunks the
 # rows' gradients are summed in double in chunk order (as full batch does) and the step's
 # rows are updated once the last chunk is done.  Every sum has one fixed order: the weights
-# are bit-identical for any number of threads.
+# are bit-identical for any number of threads.  The threads run the steps together
+# (run_steps), each on its own copy of the Step and of the output weights by hidden unit,
+# meeting at a barrier after each phase.
 cdef struct Step:
     # the data set, its visiting order, this chunk of it: samples order[r0..r1)
     const int64_t *indptr
@@ -650,11 +657,13 @@ cdef struct Step:
     int64_t r0, r1, piece, pieces
     int64_t n_in, h, hp, k, kstride, m
     int loss, act
-    # the weights and the output weights by hidden unit (mn_output_weights)
+    # the weights and the output weights by hidden unit (mn_output_weights): in sgd_epoch
+    # a copy per thread, rows of w2s_stride
     void *w1
     void *w2t
     void *b2
     const void *w2s
+    int64_t w2s_stride
     double step  # learning rate / batch size
     # phase 1's rows, one per sample of the chunk: hidden outputs u, hidden deltas d (rows of
     # hp), output deltas dk (rows of kstride), dense inputs xc (rows of m); stats per piece
@@ -874,9 +883,13 @@ cdef enum:
     # Measured on Zen 3 (batch 256, hidden 128, one thread): 16 and 32 alike, mn_row_grad
     # and its callers about a fifth quicker than a row at a time.
     ROW_BLOCK = 16
-    # Multiply-adds in a phase below which one thread beats two (waking a thread and waiting
-    # for it costs a few microseconds).
+    # Multiply-adds in a phase below which one thread beats two (a barrier, and the rows
+    # the threads pass each other, cost microseconds).
     PARALLEL_WORK = 1 << 16
+    # Multiply-adds in the steps of one OpenMP region (run_steps): signals are checked
+    # between regions, so about every 5 ms (a 2-thread batch-64 MNIST step: 5 million in
+    # about 80 us).
+    RUN_WORK = 1 << 28
 
 
 cdef inline int64_t item_work(const Step *s, int64_t i) noexcept nogil:
@@ -911,9 +924,10 @@ cdef void gradient_share(const Step *s, int64_t share, int64_t shares, int t, in
         done += work
 
 
-cdef void step_chunk(Step *s, floating *w1, const floating *values,
+cdef void step_chunk(Step *s, floating *w1, const floating *values, int t,
                      int n_threads) noexcept nogil:
-    """Both phases for the chunk s.r0..s.r1."""
+    """Both phases for the chunk s.r0..s.r1, as thread t of the n_threads in the region
+    (each calls it with its own copy of s).  A phase too small to share is thread 0's."""
     cdef int64_t ns = s.r1 - s.r0, q, i, n_rows, entries = 0
     cdef int threads
     s.pieces = (ns + s.piece - 1) // s.piece
@@ -923,33 +937,75 @@ cdef void step_chunk(Step *s, floating *w1, const floating *values,
     # dense block's), by sample.
     threads = n_threads if n_threads < s.pieces else <int>s.pieces
     if threads == 1 or (entries + s.m * ns) * s.hp * 3 < PARALLEL_WORK:
-        for q in range(s.pieces):
-            deltas_piece(s, q, 0, values)
+        if t == 0:
+            for q in range(s.pieces):
+                deltas_piece(s, q, 0, values)
     else:
-        for q in prange(s.pieces, schedule="static", num_threads=threads):
-            deltas_piece(s, q, mn_thread_num(), values)
+        q = t  # pieces t, t + threads, ...
+        while q < s.pieces:
+            deltas_piece(s, q, t, values)
+            q += threads
+    if n_threads > 1:
+        mn_barrier()
     # Phase 2: one multiply-add per entry and hidden unit, by blocks of weight rows, each
     # thread taking a run of them of about equal work (gradient_share).
     n_rows = (s.n_in + ROW_BLOCK - 1) // ROW_BLOCK + s.m + 1 + s.k + 1
     if n_threads == 1 or (entries + (s.m + 1 + s.k) * ns) * s.hp < PARALLEL_WORK:
-        for i in range(n_rows):
-            gradient_item(s, i, 0, w1)
+        if t == 0:
+            for i in range(n_rows):
+                gradient_item(s, i, 0, w1)
     else:
-        for q in prange(n_threads, schedule="static", num_threads=n_threads):
-            # the items' work: the chunk's entries, and a term per sample for each fixed row
-            gradient_share(s, q, n_threads, mn_thread_num(), n_rows,
-                           entries + (s.m + 1 + s.k + 1) * ns, w1)
+        # the items' work: the chunk's entries, and a term per sample for each fixed row
+        gradient_share(s, t, n_threads, t, n_rows, entries + (s.m + 1 + s.k + 1) * ns, w1)
+    if n_threads > 1:
+        mn_barrier()
 
 
-cdef void finish_step(Step *s, floating *w1, int n_threads) noexcept nogil:
-    """A step of several chunks: the update from acc."""
-    cdef int64_t n_rows = s.n_in + s.m + 1 + s.k + 1, i
-    if n_threads == 1 or n_rows * s.hp < PARALLEL_WORK:
-        for i in range(n_rows):
-            update_row(s, i, w1)
+cdef void finish_step(Step *s, floating *w1, int t, int n_threads) noexcept nogil:
+    """A step of several chunks: the update from acc, thread t's run of the rows."""
+    cdef int64_t n_rows = s.n_in + s.m + 1 + s.k + 1, i, i0 = 0, i1 = n_rows
+    if n_threads > 1 and n_rows * s.hp >= PARALLEL_WORK:
+        i0, i1 = t * n_rows // n_threads, (t + 1) * n_rows // n_threads
+    elif t != 0:
+        i1 = 0
+    for i in range(i0, i1):
+        update_row(s, i, w1)
+    if n_threads > 1:
+        mn_barrier()
+
+
+cdef inline void output_weights_of(const Step *s, floating *w2s) noexcept nogil:
+    """w2s (s.w2s) = the output weights by hidden unit (output_weights, from the Step's)."""
+    if floating is float:
+        mn_output_weights_f32(w2s, <const float *>s.w2t, <const float *>s.b2, s.h, s.hp, s.k)
     else:
-        for i in prange(n_rows, schedule="static", num_threads=n_threads):
-            update_row(s, i, w1)
+        mn_output_weights_f64(w2s, <const double *>s.w2t, <const double *>s.b2, s.h, s.hp, s.k)
+
+
+cdef void run_steps(const Step *shared, floating *w1, const floating *values,
+                    int64_t start, int64_t end, int64_t n, int64_t batch_size,
+                    int64_t chunk_size, double learning_rate, int t,
+                    int n_threads) noexcept nogil:
+    """The steps whose batches start in start..end, as thread t of n_threads: every thread
+    runs the same loop on its own copy of the Step, meeting the others at each barrier."""
+    cdef Step s = shared[0]
+    cdef int64_t stop
+    cdef floating *w2s = <floating *>shared.w2s + t * shared.w2s_stride
+    s.w2s = w2s
+    while start < end:
+        stop = start + batch_size if start + batch_size < n else n
+        s.step = learning_rate / (stop - start)
+        output_weights_of(&s, w2s)  # the weights moved at the last step: this thread's copy
+        s.chunk_index = 0
+        s.r0 = start
+        while s.r0 < stop:
+            s.r1 = s.r0 + chunk_size if s.r0 + chunk_size < stop else stop
+            step_chunk(&s, w1, values, t, n_threads)
+            s.chunk_index += 1
+            s.r0 = s.r1
+        if s.several:
+            finish_step(&s, w1, t, n_threads)
+        start = stop
 
 
 cdef int check_order(const int64_t[::1] order, int64_t n) except -1:
@@ -984,15 +1040,16 @@ def sgd_epoch(
         # acc (n_in + 2 + k, width)
         uint8_t[::1] mark, double[:, ::1] acc,
         # per-thread scratch: o (threads, >= kstride), cursor, rows (threads, GROUP),
-        # g (threads, SGD_ROW_BLOCK * width); shared: w2s (output_weights_size(hp, k))
+        # g (threads, SGD_ROW_BLOCK * width), w2s (threads, >= output_weights_size(hp, k))
         floating[:, ::1] o, int64_t[:, ::1] cursor, int64_t[:, ::1] rows, floating[:, ::1] g,
-        floating[::1] w2s,
+        floating[:, ::1] w2s,
         Py_ssize_t h, Py_ssize_t batch_size, Py_ssize_t chunk_size, Py_ssize_t piece,
         double learning_rate, int loss, int act, int n_threads):
     """One epoch of mini-batch SGD over the samples in ``order``: after each batch of
     ``batch_size``, ``w -= learning_rate * mean gradient`` (see Step for how), the batch in
-    chunks of ``chunk_size`` and those in pieces of ``piece``.  Signals are checked between
-    batches, so Ctrl-C stops a long epoch promptly (with the weights part-way through it).
+    chunks of ``chunk_size`` and those in pieces of ``piece``.  Signals are checked after
+    every few milliseconds' batches (RUN_WORK), so Ctrl-C stops a long epoch promptly (with
+    the weights part-way through it).
     width = max(hp, kstride); kstride: k rounded up to whole vectors of SIMD_BYTES.  The CSR
     rows are trusted to hold increasing pixel indices below n_in, as to_csr and SparseRows
     make them (checking would cost a pass over the entries every epoch; check_rows does it).
@@ -1002,6 +1059,8 @@ def sgd_epoch(
     cdef int64_t kstride = dk.shape[1], width = max(hp, kstride)
     cdef int64_t lanes = SIMD_BYTES // sizeof(floating), pieces
     cdef Step s
+    cdef int64_t end, step_work, run
+    cdef int threads
     cdef bint several = chunk_size < min(batch_size, n)
     if batch_size < 1 or n < 1 or not 1 <= chunk_size <= batch_size:
         raise ValueError("need samples, batch_size >= 1 and 1 <= chunk_size <= batch_size")
@@ -1022,7 +1081,8 @@ def sgd_epoch(
             or min(o.shape[0], cursor.shape[0], rows.shape[0], g.shape[0]) < n_threads
             or o.shape[1] < kstride or cursor.shape[1] != MN_GROUP or rows.shape[1] != MN_GROUP
             or g.shape[1] < ROW_BLOCK * width or n_threads < 1
-            or w2s.shape[0] < output_weights_size(hp, k, sizeof(floating))
+            or w2s.shape[0] < n_threads
+            or w2s.shape[1] < output_weights_size(hp, k, sizeof(floating))
             or (several and (mark.shape[0] < n_in or acc.shape[0] != n_in + 2 + k
                              or acc.shape[1] < width))):
         raise ValueError("inconsistent array shapes")
@@ -1030,7 +1090,8 @@ def sgd_epoch(
     s.dcols, s.targets, s.labels, s.order = &dcols[0], &targets[0, 0], &labels[0], &order[0]
     s.piece, s.n_in, s.h, s.hp, s.k, s.kstride, s.m = piece, n_in, h, hp, k, kstride, m
     s.loss, s.act = loss, act
-    s.w1, s.w2t, s.b2, s.w2s = &w1[0, 0], &w2t[0, 0], &b2[0, 0], &w2s[0]
+    s.w1, s.w2t, s.b2, s.w2s = &w1[0, 0], &w2t[0, 0], &b2[0, 0], &w2s[0, 0]
+    s.w2s_stride = w2s.shape[1]
     s.u, s.d, s.dk, s.xc, s.stats = &u[0, 0], &d[0, 0], &dk[0, 0], &xc[0, 0], &stats[0, 0]
     s.o, s.o_stride, s.cursor, s.rows = &o[0, 0], o.shape[1], &cursor[0, 0], &rows[0, 0]
     s.g, s.g_stride = &g[0, 0], g.shape[1]
@@ -1038,24 +1099,27 @@ def sgd_epoch(
     s.several = several
     if several:
         s.mark, s.acc, s.acc_stride = &mark[0], &acc[0, 0], acc.shape[1]
+    # Steps go in runs, each in one OpenMP region (opening one costs about three barriers),
+    # of about RUN_WORK multiply-adds (a few milliseconds): signals are checked between runs.
+    # No region is opened when a chunk's phase 2, the smaller phase, would be too small to
+    # share.  Both by the data's mean entries per sample.
+    step_work = (indptr[targets.shape[0]] // targets.shape[0] + m + 1 + k + 1) * hp
+    threads = 1 if step_work * chunk_size < PARALLEL_WORK else n_threads
+    run = max(1, RUN_WORK // (step_work * 4 * batch_size)) * batch_size  # 4: both phases
     with nogil:
         start = 0
         while start < n:
-            stop = start + batch_size if start + batch_size < n else n
-            s.step = learning_rate / (stop - start)
-            output_weights(w2s, w2t, b2, h)  # the weights moved at the last step
-            s.chunk_index = 0
-            s.r0 = start
-            while s.r0 < stop:
-                s.r1 = s.r0 + chunk_size if s.r0 + chunk_size < stop else stop
-                step_chunk(&s, &w1[0, 0], &values[0], n_threads)
-                s.chunk_index += 1
-                s.r0 = s.r1
-            if several:
-                finish_step(&s, &w1[0, 0], n_threads)
-            start = stop
+            end = start + run if n - start > run else n
+            if threads == 1:
+                run_steps(&s, &w1[0, 0], &values[0], start, end, n, batch_size, chunk_size,
+                          learning_rate, 0, 1)
+            else:
+                with parallel(num_threads=threads):
+                    run_steps(&s, &w1[0, 0], &values[0], start, end, n, batch_size,
+                              chunk_size, learning_rate, mn_thread_num(), mn_num_threads())
+            start = end
             if start < n:
-                with gil:  # Ctrl-C is seen between batches; raises KeyboardInterrupt
+                with gil:  # Ctrl-C is seen between runs; raises KeyboardInterrupt
                     PyErr_CheckSignals()
 
 

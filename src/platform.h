@@ -16,10 +16,17 @@
 #define MN_OPENMP 1
 static inline int mn_max_threads(void) { return omp_get_max_threads(); }
 static inline int mn_thread_num(void) { return omp_get_thread_num(); }
+static inline int mn_num_threads(void) { return omp_get_num_threads(); }
+/* An orphaned barrier: every thread of the enclosing parallel region waits here. */
+static inline void mn_barrier(void) {
+#pragma omp barrier
+}
 #else
 #define MN_OPENMP 0
 static inline int mn_max_threads(void) { return 1; }
 static inline int mn_thread_num(void) { return 0; }
+static inline int mn_num_threads(void) { return 1; }
+static inline void mn_barrier(void) {}
 #endif
 
 #define MN_STR2(x) #x

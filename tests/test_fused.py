@@ -208,6 +208,22 @@ def test_bitwise_identical_for_any_thread_count(dtype, batch_size):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sgd_last_batch_too_small_to_share_same_bits(dtype):
+    """An epoch's steps run in OpenMP regions of many steps; a step whose phases are too small
+    to share (here the epoch's last batch, 2 samples) is thread 0's while the others wait:
+    the same bits on 1, 2 and 3 threads."""
+    rng = np.random.default_rng(8)
+    data = make_data(rng, 40 * 64 + 2, 784, 10, density="mixed")
+    val = make_data(rng, 100, 784, 10, density="mixed")
+    runs = [train(mn.NeuralNetwork, (784, 40, 10), data, val, dtype, threads=t,
+                  iterations=2, learning_rate=1.0, batch_size=64) for t in (1, 2, 3)]
+    for model, history in runs[1:]:
+        assert np.array_equal(model.W_input_to_hidden, runs[0][0].W_input_to_hidden)
+        assert np.array_equal(model.W_hidden_to_output, runs[0][0].W_hidden_to_output)
+        assert history.loss == runs[0][1].loss
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("batch_size", [64, 1100])
 def test_sgd_weights_do_not_depend_on_the_piece_size(dtype, batch_size, monkeypatch):
     """A step's forward pass goes over the threads in pieces of samples; each row's gradient
@@ -381,6 +397,8 @@ def test_sgd_epoch_refuses_inconsistent_arrays():
             (27, 0, "batch_size >= 1"),
             (28, 11, "chunk_size"),                                 # chunk > batch
             (29, _train.GROUP + 1, "piece must be"),
+            (25, np.zeros((0, 4096)), "inconsistent array shapes"),  # w2s: no row per thread
+            (25, np.zeros((2, 3)), "inconsistent array shapes"),     # w2s: rows too short
             (-1, 3, "inconsistent array shapes")):                  # more threads than scratch
         args = sgd_arrays()
         args[position] = spoiled
