@@ -260,6 +260,32 @@ def test_sgd_pieces_share_out_over_the_threads(chunk, threads):
         assert pieces == -(-wanted // threads) * threads
 
 
+def test_row_uses_counts_each_touched_rows_samples():
+    """A batch's mean uses of the weight rows it touches: every sample uses every row when
+    the columns are full; a column in 1 sample of 4 is touched by a batch of 2 with chance
+    1 - 0.75 ** 2 (= 0.4375) and has 0.5 entries in it on average."""
+    assert _fused.row_uses(np.full(7, 100), 100, 16) == pytest.approx(16)
+    assert _fused.row_uses(np.full(3, 25), 100, 2) == pytest.approx(0.5 / 0.4375)
+    assert _fused.row_uses(np.zeros(5), 100, 8) == 0.0  # no entries: nothing to share
+    sparse = np.random.default_rng(3).integers(0, 200, 50)
+    uses = [_fused.row_uses(sparse, 1000, b) for b in (1, 4, 16, 64, 256)]
+    assert uses[0] == pytest.approx(1) and uses == sorted(uses)
+
+
+def test_steps_too_sparse_to_share_run_on_one_thread():
+    """Threads share a step only when its rows serve SHARE_USES samples each on average."""
+    rng = np.random.default_rng(6)
+    (x, y), (xv, yv) = make_data(rng, 300, 20, 3, density=0.02), make_data(rng, 30, 20, 3)
+    model = mn.NeuralNetwork(20, 5, 3, seed=1, num_threads=2)  # 1 in a build without OpenMP
+    for batch, dense in ((4, False), (64, True)):
+        trainer = _fused.FusedTrainer(model, (x if not dense else x + 1, y), (xv, yv), 0.5,
+                                      False, batch, 1)
+        shared = _fused.row_uses(_fused.nonzero_counts(x if not dense else x + 1)[0], 300,
+                                 batch) >= _fused.SHARE_USES
+        assert shared == dense
+        assert trainer.step_threads == (model.num_threads if dense else 1)
+
+
 def test_trainer_pieces_follow_its_threads():
     rng = np.random.default_rng(5)
     (x, y), (xv, yv) = make_data(rng, 300, 20, 3), make_data(rng, 30, 20, 3)
