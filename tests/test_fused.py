@@ -432,6 +432,39 @@ def test_sgd_epoch_refuses_inconsistent_arrays():
             _train.sgd_epoch(*args)
 
 
+def guarded(a, sentinel):
+    """A copy of ``a`` inside a larger aligned buffer, with a cache line of ``sentinel`` before
+    it and after it: what a kernel writes outside ``a`` shows."""
+    line = 64 // a.itemsize
+    buf = _fused.aligned_zeros((a.size + 2 * line,), a.dtype)
+    buf[:] = sentinel
+    view = buf[line:line + a.size].reshape(a.shape)
+    view[...] = a
+    return buf, view, line
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+# one thread; steps shared by 2 and 3 threads; steps of several chunks (512, 512 and 76)
+@pytest.mark.parametrize("n, n_in, hidden, batch, threads", [
+    (60, 12, 8, 10, 1), (300, 200, 40, 64, 2), (300, 200, 40, 64, 3),
+    (1200, 50, 20, 1100, 2)])
+def test_sgd_epoch_writes_only_inside_its_arrays(dtype, n, n_in, hidden, batch, threads):
+    """Every buffer sgd_epoch is given, weights and scratch, with a guard line on each side:
+    an epoch writes none of them.  (Numpy's allocations have slack that the sanitizers
+    cannot tell from the array, so an index off by one could pass them.)"""
+    args = sgd_arrays(dtype, n=n, n_in=n_in, hidden=hidden, batch=batch, threads=threads)
+    guards = []
+    for i in [0, 1, 2, *range(11, 26)]:
+        if args[i].size:
+            sentinel = {"i": -7, "u": 201}.get(args[i].dtype.kind, 1e30)
+            buf, args[i], line = guarded(args[i], sentinel)
+            guards.append((i, buf, line, sentinel))
+    _train.sgd_epoch(*args)
+    assert np.abs(args[0]).max() < 1e3  # the weights trained (not overwritten by a guard)
+    for i, buf, line, sentinel in guards:
+        assert (buf[:line] == sentinel).all() and (buf[-line:] == sentinel).all(), i
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_column_counts_over_threads(threads):
     rng = np.random.default_rng(threads)
