@@ -172,7 +172,7 @@ def nonzero_counts(x, n_threads=1):
 # (Xeon, MNIST, hidden 128, float32; an epoch on 2 threads against 1, the rows' mean uses):
 # AVX-512 kernels 0.60x at batch 4 (2.0 uses), 0.66x at 8 (3.3), 0.83x at 10 (3.9), 0.88x
 # at 12 (4.6), 0.96x at 16 (5.8), 1.17x at 24 (8.2); AVX2 kernels 0.92x at 8, 1.02x at 10,
-# 1.17x at 12, 1.34x at 16.  So a byte of vector per 9 uses: 7.1 uses with AVX-512, 3.6
+# 1.17x at 12, 1.34x at 16.  So the vector's bytes over 9: 7.1 uses with AVX-512, 3.6
 # with AVX2, 1.8 with 16-byte vectors (SSE2, NEON; not measured).
 VECTOR_BYTES = {"avx512": 64, "avx2+fma": 32}.get(SIMD, 16)  # of the variant in use
 SHARE_USES = VECTOR_BYTES / 9
