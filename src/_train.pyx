@@ -184,13 +184,14 @@ cdef inline void chunk(floating *gw1, floating *gw2t, floating *gb2, double *sta
                      act, runs, group0)
 
 
-cdef inline void output_weights(floating[::1] w2s, floating[:, ::1] w2t, floating[:, ::1] b2,
-                                int64_t h) noexcept nogil:
-    """w2s = the output layer's weights by hidden unit, for every chunk of a pass."""
+cdef inline void output_weights(floating *w2s, const floating *w2t, const floating *b2,
+                                int64_t h, int64_t hp, int64_t k) noexcept nogil:
+    """w2s = the output layer's weights by hidden unit (w2t: k rows of hp), for every chunk
+    of a pass or step."""
     if floating is float:
-        mn_output_weights_f32(&w2s[0], &w2t[0, 0], &b2[0, 0], h, w2t.shape[1], w2t.shape[0])
+        mn_output_weights_f32(w2s, w2t, b2, h, hp, k)
     else:
-        mn_output_weights_f64(&w2s[0], &w2t[0, 0], &b2[0, 0], h, w2t.shape[1], w2t.shape[0])
+        mn_output_weights_f64(w2s, w2t, b2, h, hp, k)
 
 
 cdef inline void reduce_update(floating *w, const floating *g, int64_t n_chunks, int64_t stride,
@@ -534,7 +535,7 @@ def full_batch_pass(
     with nogil:
         if step > 0:
             apply_step(w1, w2t, b2, gw1, gw2t, gb2, n_train, step, n_threads)
-        output_weights(w2s, w2t, b2, h)
+        output_weights(&w2s[0], &w2t[0, 0], &b2[0, 0], h, w2t.shape[1], w2t.shape[0])
         # Chunks are handed out one at a time: the small validation chunks fill in around
         # the training ones.  Each chunk writes only its own rows, so any order gives the
         # same bits.  One thread opens no OpenMP region (it would allocate a team each time).
@@ -609,7 +610,7 @@ def measure(
     check_data(indptr, indices, values, xd, dcols, targets, labels, n_in, k)
     check_order(order, targets.shape[0])
     with nogil:
-        output_weights(w2s, w2t, b2, h)
+        output_weights(&w2s[0], &w2t[0, 0], &b2[0, 0], h, w2t.shape[1], w2t.shape[0])
         # One thread opens no OpenMP region (it would allocate a team each time).
         if n_threads == 1 or n_chunks == 1:
             for c in range(n_chunks):
@@ -974,14 +975,6 @@ cdef void finish_step(Step *s, floating *w1, int t, int n_threads) noexcept nogi
         mn_barrier()
 
 
-cdef inline void output_weights_of(const Step *s, floating *w2s) noexcept nogil:
-    """w2s (s.w2s) = the output weights by hidden unit (output_weights, from the Step's)."""
-    if floating is float:
-        mn_output_weights_f32(w2s, <const float *>s.w2t, <const float *>s.b2, s.h, s.hp, s.k)
-    else:
-        mn_output_weights_f64(w2s, <const double *>s.w2t, <const double *>s.b2, s.h, s.hp, s.k)
-
-
 cdef void run_steps(const Step *shared, floating *w1, const floating *values,
                     int64_t start, int64_t end, int64_t n, int64_t batch_size,
                     int64_t chunk_size, double learning_rate, int t,
@@ -995,7 +988,8 @@ cdef void run_steps(const Step *shared, floating *w1, const floating *values,
     while start < end:
         stop = start + batch_size if start + batch_size < n else n
         s.step = learning_rate / (stop - start)
-        output_weights_of(&s, w2s)  # the weights moved at the last step: this thread's copy
+        # the weights moved at the last step: this thread's copy
+        output_weights(w2s, <const floating *>s.w2t, <const floating *>s.b2, s.h, s.hp, s.k)
         s.chunk_index = 0
         s.r0 = start
         while s.r0 < stop:
@@ -1059,7 +1053,7 @@ def sgd_epoch(
     cdef int64_t kstride = dk.shape[1], width = max(hp, kstride)
     cdef int64_t lanes = SIMD_BYTES // sizeof(floating), pieces
     cdef Step s
-    cdef int64_t end, step_work, run
+    cdef int64_t end, sample_work, run
     cdef int threads
     cdef bint several = chunk_size < min(batch_size, n)
     if batch_size < 1 or n < 1 or not 1 <= chunk_size <= batch_size:
@@ -1103,9 +1097,9 @@ def sgd_epoch(
     # of about RUN_WORK multiply-adds (a few milliseconds): signals are checked between runs.
     # No region is opened when a chunk's phase 2, the smaller phase, would be too small to
     # share.  Both by the data's mean entries per sample.
-    step_work = (indptr[targets.shape[0]] // targets.shape[0] + m + 1 + k + 1) * hp
-    threads = 1 if step_work * chunk_size < PARALLEL_WORK else n_threads
-    run = max(1, RUN_WORK // (step_work * 4 * batch_size)) * batch_size  # 4: both phases
+    sample_work = (indptr[targets.shape[0]] // targets.shape[0] + m + 1 + k + 1) * hp
+    threads = 1 if sample_work * chunk_size < PARALLEL_WORK else n_threads
+    run = max(1, RUN_WORK // (sample_work * 4 * batch_size)) * batch_size  # 4: both phases
     with nogil:
         start = 0
         while start < n:
