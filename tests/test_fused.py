@@ -397,10 +397,17 @@ def test_vector_sigmoid_is_accurate_to_the_last_bits(dtype):
     assert ulps.max() <= 2, (float(ulps.max()), xs[ulps.argmax()])
 
 
-def sgd_arrays(dtype=np.float64, n=40, n_in=12, hidden=8, k=3, batch=10, threads=2):
-    """A small trainer's arguments for _train.sgd_epoch, as a list to spoil one at a time."""
+def sgd_arrays(dtype=np.float64, n=40, n_in=12, hidden=8, k=3, batch=10, threads=2,
+               equal_rows=False):
+    """A small trainer's arguments for _train.sgd_epoch, as a list to spoil one at a time.
+    ``equal_rows``: every input row with 5 nonzeros (none of them dense), so each piece's
+    regrouped entries fill their buffers to the last value."""
     rng = np.random.default_rng(4)
     x, y = make_data(rng, n, n_in, k)
+    if equal_rows:
+        x = np.zeros_like(x)
+        for row in x:
+            row[rng.choice(n_in, 5, replace=False)] = rng.normal(size=5) + 3
     model = mn.NeuralNetwork(n_in, hidden, k, dtype=dtype, num_threads=threads, seed=1)
     t = _fused.FusedTrainer(model, (x.astype(dtype), y.astype(dtype)),
                             (x.astype(dtype), y.astype(dtype)), 0.5, True, batch,
@@ -423,6 +430,7 @@ def test_sgd_epoch_refuses_inconsistent_arrays():
             (27, 0, "batch_size >= 1"),
             (28, 11, "chunk_size"),                                 # chunk > batch
             (29, _train.GROUP + 1, "piece must be"),
+            (29, 0, "piece must be"),                               # no samples per piece
             (25, np.zeros((0, 4096)), "inconsistent array shapes"),  # w2s: no row per thread
             (25, np.zeros((2, 3)), "inconsistent array shapes"),     # w2s: rows too short
             (-1, 3, "inconsistent array shapes")):                  # more threads than scratch
@@ -444,15 +452,18 @@ def guarded(a, sentinel):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-# one thread; steps shared by 2 and 3 threads; steps of several chunks (512, 512 and 76)
-@pytest.mark.parametrize("n, n_in, hidden, batch, threads", [
-    (60, 12, 8, 10, 1), (300, 200, 40, 64, 2), (300, 200, 40, 64, 3),
-    (1200, 50, 20, 1100, 2)])
-def test_sgd_epoch_writes_only_inside_its_arrays(dtype, n, n_in, hidden, batch, threads):
+# one thread; steps shared by 2 and 3 threads, rows of any length or all the longest; steps
+# of several chunks (512, 512 and 76)
+@pytest.mark.parametrize("n, n_in, hidden, batch, threads, equal_rows", [
+    (60, 12, 8, 10, 1, False), (300, 200, 40, 64, 2, False), (300, 200, 40, 64, 3, False),
+    (300, 200, 40, 64, 2, True), (1200, 50, 20, 1100, 2, False)])
+def test_sgd_epoch_writes_only_inside_its_arrays(dtype, n, n_in, hidden, batch, threads,
+                                                 equal_rows):
     """Every buffer sgd_epoch is given, weights and scratch, with a guard line on each side:
     an epoch writes none of them.  (Numpy's allocations have slack that the sanitizers
     cannot tell from the array, so an index off by one could pass them.)"""
-    args = sgd_arrays(dtype, n=n, n_in=n_in, hidden=hidden, batch=batch, threads=threads)
+    args = sgd_arrays(dtype, n=n, n_in=n_in, hidden=hidden, batch=batch, threads=threads,
+                      equal_rows=equal_rows)
     guards = []
     for i in [0, 1, 2, *range(11, 26)]:
         if args[i].size:
