@@ -736,6 +736,32 @@ def test_one_sgd_step_of_the_whole_set_is_bitwise_a_full_batch_iteration(n, dtyp
     assert full_history.train_accuracy == sgd_history.train_accuracy
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_full_batch_pass_writes_only_inside_its_arrays(dtype, threads):
+    """full_batch_pass's weights, partial gradients and scratch, each with a guard line on
+    each side: a pass writes none of them.  Training chunks of 512, 512 and 76 samples and
+    validation chunks of 69, so every thread's chunks, the last thread's validation ones too,
+    hold a whole group of GROUP samples: its scratch rows are filled to their end."""
+    rng = np.random.default_rng(threads)
+    data, val = make_data(rng, 1100, 30, 3), make_data(rng, 1100, 30, 3)
+    model = mn.NeuralNetwork(30, 9, 3, dtype=dtype, num_threads=threads, seed=1)
+    trainer = _fused.FusedTrainer(model, *[[a.astype(dtype) for a in d] for d in (data, val)],
+                                  0.5, False, None, 1)
+    assert (_fused.n_chunks(1100), _fused.chunk_size(1100)) == (3, 512)
+    assert _fused.measure_chunk_size(1100) == 69 > _train.GROUP
+    arrays = list(trainer._pass_arrays)
+    guards = []
+    for i, a in enumerate(arrays[:13]):  # the ones it writes: w1 to w2s
+        sentinel = {"i": -7}.get(a.dtype.kind, 1e30)
+        buf, arrays[i], line = guarded(a, sentinel)
+        guards.append((i, buf, line, sentinel))
+    _train.full_batch_pass(*arrays, 0.1, 0, 1, True, threads)
+    assert np.abs(arrays[0]).max() < 1e3  # the weights stepped (not overwritten by a guard)
+    for i, buf, line, sentinel in guards:
+        assert (buf[:line] == sentinel).all() and (buf[-line:] == sentinel).all(), i
+
+
 def test_full_batch_pass_refuses_runs_of_other_data():
     rng = np.random.default_rng(3)
     (x, y), (xv, yv) = make_data(rng, 100, 20, 3), make_data(rng, 30, 20, 3)
