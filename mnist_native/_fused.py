@@ -348,10 +348,11 @@ class FusedTrainer:
         several = chunk < min(self.batch_size, self.train.n)
         pieces = -(-chunk // piece)
         entries = pieces * piece * longest  # room for each piece's entries regrouped
-        v.check_fits_in_memory(chunk * (2 * hp + kstride + m) * dtype.itemsize
-                               + entries * (4 + dtype.itemsize)
-                               + several * (n_in + 2 + k) * width * 8, "the training buffers")
         t, acc_rows = self.threads, (n_in + 2 + k) if several else 0
+        copy = _train.piece_copy_size(piece, longest, m, k, dtype.itemsize)
+        v.check_fits_in_memory(chunk * (2 * hp + kstride + m) * dtype.itemsize
+                               + entries * (4 + dtype.itemsize) + t * copy
+                               + several * (n_in + 2 + k) * width * 8, "the training buffers")
         self._sgd_arrays = (
             aligned_zeros((chunk, hp), dtype), aligned_zeros((chunk, hp), dtype),
             aligned_zeros((chunk, kstride), dtype), np.zeros((chunk, m), dtype),
@@ -361,7 +362,8 @@ class FusedTrainer:
             self.o, self.cursor, self.rows,
             aligned_zeros((t, _train.SGD_ROW_BLOCK * width), dtype),
             aligned_zeros((t, whole_lines(_train.output_weights_size(hp, k, dtype.itemsize),
-                                          dtype)), dtype))
+                                          dtype)), dtype),
+            aligned_zeros((t, copy), np.uint8))
         self._sgd_sizes = (chunk, piece)
 
     def _load_weights(self, w1, w2):

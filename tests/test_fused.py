@@ -427,12 +427,14 @@ def test_sgd_epoch_refuses_inconsistent_arrays():
             (11, np.zeros((9, 8)), "inconsistent array shapes"),    # u: fewer rows than a chunk
             (16, np.zeros((1, 13), np.int64), "inconsistent array shapes"),  # tstart
             (17, np.zeros(3, np.int32), "inconsistent array shapes"),  # tsample too short
-            (27, 0, "batch_size >= 1"),
-            (28, 11, "chunk_size"),                                 # chunk > batch
-            (29, _train.GROUP + 1, "piece must be"),
-            (29, 0, "piece must be"),                               # no samples per piece
+            (28, 0, "batch_size >= 1"),
+            (29, 11, "chunk_size"),                                 # chunk > batch
+            (30, _train.GROUP + 1, "piece must be"),
+            (30, 0, "piece must be"),                               # no samples per piece
             (25, np.zeros((0, 4096)), "inconsistent array shapes"),  # w2s: no row per thread
             (25, np.zeros((2, 3)), "inconsistent array shapes"),     # w2s: rows too short
+            (26, np.zeros((1, 4096), np.uint8), "inconsistent array shapes"),  # copies: a row
+            (26, np.zeros((2, 64), np.uint8), "inconsistent array shapes"),  # copies: short
             (-1, 3, "inconsistent array shapes")):                  # more threads than scratch
         args = sgd_arrays()
         args[position] = spoiled
@@ -465,7 +467,7 @@ def test_sgd_epoch_writes_only_inside_its_arrays(dtype, n, n_in, hidden, batch, 
     args = sgd_arrays(dtype, n=n, n_in=n_in, hidden=hidden, batch=batch, threads=threads,
                       equal_rows=equal_rows)
     guards = []
-    for i in [0, 1, 2, *range(11, 26)]:
+    for i in [0, 1, 2, *range(11, 27)]:
         if args[i].size:
             sentinel = {"i": -7, "u": 201}.get(args[i].dtype.kind, 1e30)
             buf, args[i], line = guarded(args[i], sentinel)
