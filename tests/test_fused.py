@@ -75,6 +75,38 @@ def test_minibatch_training_matches_reference(batch_size, shuffle, xe, dtype):
     assert_same_training(native, ref, dtype)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_minibatch_training_with_the_longest_row_last_matches_reference(dtype):
+    """Every row with 5 nonzeros but the last, with 9, in full pieces visited in order: the
+    pieces' buffers are sized by the longest row of all, the last included."""
+    rng = np.random.default_rng(9)
+    x = np.zeros((128, 30))
+    for i, row in enumerate(x):
+        count = 9 if i == len(x) - 1 else 5
+        row[rng.choice(30, count, replace=False)] = rng.normal(size=count) + 3
+    y = np.eye(3)[np.argmax(x @ np.random.default_rng(1).normal(size=(30, 3)), axis=1)]
+    assert _fused.piece_size(64, 2) == 32  # the last piece: 31 rows of 5 and one of 9
+    kwargs = dict(iterations=2, learning_rate=0.5, batch_size=64, shuffle=False)
+    native = train(mn.NeuralNetwork, (30, 10, 3), (x, y), (x, y), dtype, True, threads=2,
+                   **kwargs)
+    ref = train(reference.NeuralNetwork, (30, 10, 3), (x, y), (x, y), dtype, True, **kwargs)
+    assert_same_training(native, ref, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_minibatch_training_with_a_batch_beyond_a_run_matches_reference(dtype):
+    """A batch of more multiply-adds than an OpenMP region runs (RUN_WORK, 2**28: steps go
+    in runs of at least one)."""
+    rng = np.random.default_rng(11)
+    data, val = make_data(rng, 1400, 300, 4, 0.9), make_data(rng, 20, 300, 4, 0.9)
+    inputs = (data[0] != 0).sum() / 1400  # a sample's, sparse or dense
+    assert 1400 * (inputs + 1 + 4 + 1) * 200 * 4 > 2 ** 28  # sgd_epoch's estimate of the work
+    kwargs = dict(iterations=1, learning_rate=0.1, batch_size=1400)
+    native = train(mn.NeuralNetwork, (300, 200, 4), data, val, dtype, threads=2, **kwargs)
+    ref = train(reference.NeuralNetwork, (300, 200, 4), data, val, dtype, **kwargs)
+    assert_same_training(native, ref, dtype)
+
+
 # Steps that span several chunks: 1,100 samples (chunks of 512, 512 and 76) and 1,030 (512,
 # 512 and 6: a last chunk smaller than a group), over 2,500 samples (a last batch of 300 or
 # 440), for several epochs.
@@ -433,6 +465,7 @@ def test_sgd_epoch_refuses_inconsistent_arrays():
             (30, 0, "piece must be"),                               # no samples per piece
             (25, np.zeros((0, 4096)), "inconsistent array shapes"),  # w2s: no row per thread
             (25, np.zeros((2, 3)), "inconsistent array shapes"),     # w2s: rows too short
+            (22, np.zeros((1, _train.GROUP), np.int64), "inconsistent array shapes"),  # cursor
             (26, np.zeros((1, 4096), np.uint8), "inconsistent array shapes"),  # copies: a row
             (26, np.zeros((2, 64), np.uint8), "inconsistent array shapes"),  # copies: short
             (-1, 3, "inconsistent array shapes")):                  # more threads than scratch
@@ -804,6 +837,18 @@ def test_full_batch_pass_refuses_dense_columns_out_of_range(column):
     arrays[at] = dcols
     with pytest.raises(ValueError, match="dense column index out of range"):
         _train.full_batch_pass(*arrays, 0.0, 0, 1, True, 1)
+
+
+def test_csr_fill_writes_only_the_room_indptr_gives_a_row():
+    """Rows with more nonzeros than indptr makes room for: each gets its first ones, and
+    nothing is written past a row's room (guard lines around the output)."""
+    x, skip = np.arange(1.0, 7.0).reshape(2, 3), np.zeros(3, np.uint8)
+    indptr = np.array([0, 1, 2], np.int64)  # room for one nonzero a row, of three
+    ibuf, indices, line_i = guarded(np.zeros(2, np.uint16), 7)
+    vbuf, values, line_v = guarded(np.zeros(2), 1e30)
+    _train.csr_fill(indices, values, indptr, x, skip, 1)
+    assert indices.tolist() == [0, 0] and values.tolist() == [1.0, 4.0]
+    assert (ibuf[-line_i:] == 7).all() and (vbuf[-line_v:] == 1e30).all()
 
 
 def test_csr_fill_takes_as_many_columns_as_uint16_indices_hold():
