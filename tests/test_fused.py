@@ -452,6 +452,7 @@ def sgd_arrays(dtype=np.float64, n=40, n_in=12, hidden=8, k=3, batch=10, threads
 
 def test_sgd_epoch_refuses_inconsistent_arrays():
     _train.sgd_epoch(*sgd_arrays())  # as the trainer makes them: runs
+    threads = sgd_arrays()[-1]  # 2, or 1 in a build without OpenMP
     for position, spoiled, match in (
             (10, np.array([0, 1, 40], dtype=np.int64), "order holds a sample index"),
             (10, np.array([-1], dtype=np.int64), "order holds a sample index"),
@@ -465,8 +466,9 @@ def test_sgd_epoch_refuses_inconsistent_arrays():
             (30, 0, "piece must be"),                               # no samples per piece
             (25, np.zeros((0, 4096)), "inconsistent array shapes"),  # w2s: no row per thread
             (25, np.zeros((2, 3)), "inconsistent array shapes"),     # w2s: rows too short
-            (22, np.zeros((1, _train.GROUP), np.int64), "inconsistent array shapes"),  # cursor
-            (26, np.zeros((1, 4096), np.uint8), "inconsistent array shapes"),  # copies: a row
+            # cursor and copies with a row fewer than the threads
+            (22, np.zeros((threads - 1, _train.GROUP), np.int64), "inconsistent array shapes"),
+            (26, np.zeros((threads - 1, 4096), np.uint8), "inconsistent array shapes"),
             (26, np.zeros((2, 64), np.uint8), "inconsistent array shapes"),  # copies: short
             (-1, 3, "inconsistent array shapes")):                  # more threads than scratch
         args = sgd_arrays()
@@ -791,7 +793,7 @@ def test_full_batch_pass_writes_only_inside_its_arrays(dtype, threads):
         sentinel = {"i": -7}.get(a.dtype.kind, 1e30)
         buf, arrays[i], line = guarded(a, sentinel)
         guards.append((i, buf, line, sentinel))
-    _train.full_batch_pass(*arrays, 0.1, 0, 1, True, threads)
+    _train.full_batch_pass(*arrays, 0.1, 0, 1, True, trainer.threads)  # 1 without OpenMP
     assert np.abs(arrays[0]).max() < 1e3  # the weights stepped (not overwritten by a guard)
     for i, buf, line, sentinel in guards:
         assert (buf[:line] == sentinel).all() and (buf[-line:] == sentinel).all(), i
