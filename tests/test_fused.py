@@ -488,6 +488,23 @@ def guarded(a, sentinel):
     return buf, view, line
 
 
+def guard_arrays(args, positions):
+    """Replace args[i], for each i in positions, by a guarded copy (see guarded); the
+    guards, for assert_guards_untouched."""
+    guards = []
+    for i in positions:
+        if args[i].size:
+            sentinel = {"i": -7, "u": 201}.get(args[i].dtype.kind, 1e30)
+            buf, args[i], line = guarded(args[i], sentinel)
+            guards.append((i, buf, line, sentinel))
+    return guards
+
+
+def assert_guards_untouched(guards):
+    for i, buf, line, sentinel in guards:
+        assert (buf[:line] == sentinel).all() and (buf[-line:] == sentinel).all(), i
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 # one thread; steps shared by 2 and 3 threads, rows of any length or all the longest; steps
 # of several chunks (512, 512 and 76)
@@ -501,16 +518,10 @@ def test_sgd_epoch_writes_only_inside_its_arrays(dtype, n, n_in, hidden, batch, 
     cannot tell from the array, so an index off by one could pass them.)"""
     args = sgd_arrays(dtype, n=n, n_in=n_in, hidden=hidden, batch=batch, threads=threads,
                       equal_rows=equal_rows)
-    guards = []
-    for i in [0, 1, 2, *range(11, 27)]:
-        if args[i].size:
-            sentinel = {"i": -7, "u": 201}.get(args[i].dtype.kind, 1e30)
-            buf, args[i], line = guarded(args[i], sentinel)
-            guards.append((i, buf, line, sentinel))
+    guards = guard_arrays(args, [0, 1, 2, *range(11, 27)])
     _train.sgd_epoch(*args)
     assert np.abs(args[0]).max() < 1e3  # the weights trained (not overwritten by a guard)
-    for i, buf, line, sentinel in guards:
-        assert (buf[:line] == sentinel).all() and (buf[-line:] == sentinel).all(), i
+    assert_guards_untouched(guards)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -788,15 +799,10 @@ def test_full_batch_pass_writes_only_inside_its_arrays(dtype, threads):
     assert (_fused.n_chunks(1100), _fused.chunk_size(1100)) == (3, 512)
     assert _fused.measure_chunk_size(1100) == 69 > _train.GROUP
     arrays = list(trainer._pass_arrays)
-    guards = []
-    for i, a in enumerate(arrays[:13]):  # the ones it writes: w1 to w2s
-        sentinel = {"i": -7}.get(a.dtype.kind, 1e30)
-        buf, arrays[i], line = guarded(a, sentinel)
-        guards.append((i, buf, line, sentinel))
+    guards = guard_arrays(arrays, range(13))  # the ones it writes: w1 to w2s
     _train.full_batch_pass(*arrays, 0.1, 0, 1, True, trainer.threads)  # 1 without OpenMP
     assert np.abs(arrays[0]).max() < 1e3  # the weights stepped (not overwritten by a guard)
-    for i, buf, line, sentinel in guards:
-        assert (buf[:line] == sentinel).all() and (buf[-line:] == sentinel).all(), i
+    assert_guards_untouched(guards)
 
 
 def test_full_batch_pass_refuses_runs_of_other_data():
