@@ -744,35 +744,34 @@ cdef inline int64_t line_up(int64_t nbytes) noexcept nogil:
     return (nbytes + 63) // 64 * 64
 
 
-cdef int64_t piece_copy_bytes(int64_t piece, int64_t longest, int64_t m, int64_t k,
-                              int64_t itemsize) noexcept nogil:
-    """The bytes of a Piece (see place_piece_copy) of ``piece`` samples of up to ``longest``
-    entries each, each part on whole cache lines."""
-    return (line_up((piece + 1) * sizeof(int64_t)) + line_up(piece * sizeof(int64_t))
-            + line_up(piece * sizeof(int32_t)) + line_up(piece * longest * sizeof(uint16_t))
-            + line_up(piece * (longest + m + k) * itemsize))
+cdef int64_t lay_out_piece_copy(Piece *c, char *at, int64_t piece, int64_t longest,
+                                int64_t m, int64_t k, int64_t itemsize) noexcept nogil:
+    """The bytes of a copy of ``piece`` samples of up to ``longest`` entries each, its arrays
+    one after another, each on whole cache lines; with ``c``, its arrays placed from ``at``."""
+    cdef int64_t size[7]
+    cdef int64_t offset[8]
+    cdef int i
+    size[:] = [(piece + 1) * sizeof(int64_t), piece * sizeof(int64_t), piece * sizeof(int32_t),
+               piece * longest * sizeof(uint16_t), piece * longest * itemsize,
+               piece * m * itemsize, piece * k * itemsize]
+    offset[0] = 0
+    for i in range(7):
+        offset[i + 1] = offset[i] + line_up(size[i])
+    if c != NULL:
+        c.indptr = <int64_t *>(at + offset[0])
+        c.order = <int64_t *>(at + offset[1])
+        c.labels = <int32_t *>(at + offset[2])
+        c.indices = <uint16_t *>(at + offset[3])
+        c.values, c.xd, c.targets = at + offset[4], at + offset[5], at + offset[6]
+        for i in range(piece):
+            c.order[i] = i
+    return offset[7]
 
 
 def piece_copy_size(Py_ssize_t piece, Py_ssize_t longest, Py_ssize_t m, Py_ssize_t k,
                     Py_ssize_t itemsize):
     """Bytes of sgd_epoch's ``copies`` per thread: a copy of a piece's samples."""
-    return piece_copy_bytes(piece, longest, m, k, itemsize)
-
-
-cdef void place_piece_copy(Step *s, char *at) noexcept nogil:
-    """Point s.copy's arrays into the piece_copy_bytes at ``at`` (whole cache lines)."""
-    cdef int64_t i
-    s.copy.indptr = <int64_t *>at
-    at += line_up((s.piece + 1) * sizeof(int64_t))
-    s.copy.order = <int64_t *>at
-    at += line_up(s.piece * sizeof(int64_t))
-    s.copy.labels = <int32_t *>at
-    at += line_up(s.piece * sizeof(int32_t))
-    s.copy.indices = <uint16_t *>at
-    at += line_up(s.piece * s.longest * sizeof(uint16_t))
-    s.copy.values = at  # then xd's rows and targets', of the same type
-    for i in range(s.piece):
-        s.copy.order[i] = i
+    return lay_out_piece_copy(NULL, NULL, piece, longest, m, k, itemsize)
 
 
 cdef void copy_piece(Step *s, int64_t i0, int64_t i1, const floating *values) noexcept nogil:
@@ -781,12 +780,11 @@ cdef void copy_piece(Step *s, int64_t i0, int64_t i1, const floating *values) no
     stream of its own; read from one copy, epochs at batch 64 to 256 are 8-16% quicker
     (AVX2 and AVX-512 kernels, 1 and 2 threads; the same bits).  Prefetching the next
     piece's rows in place instead won nothing."""
-    cdef int64_t ns = i1 - i0, i, row, e0, count, pos = 0
+    cdef int64_t i, row, e0, count, pos = 0
     cdef floating *cvalues = <floating *>s.copy.values
-    cdef floating *cxd = cvalues + ns * s.longest
-    cdef floating *ctargets = cxd + ns * s.m
-    s.copy.xd, s.copy.targets = cxd, ctargets
-    for i in range(ns):
+    cdef floating *cxd = <floating *>s.copy.xd
+    cdef floating *ctargets = <floating *>s.copy.targets
+    for i in range(i1 - i0):
         row = s.order[s.r0 + i0 + i]
         e0 = s.indptr[row]
         count = s.indptr[row + 1] - e0
@@ -798,7 +796,7 @@ cdef void copy_piece(Step *s, int64_t i0, int64_t i1, const floating *values) no
                s.k * sizeof(floating))
         s.copy.labels[i] = s.labels[row]
         pos += count
-    s.copy.indptr[ns] = pos
+    s.copy.indptr[i1 - i0] = pos
 
 
 cdef void transpose_piece(const Step *s, int64_t q, int64_t ns,
@@ -1069,7 +1067,8 @@ cdef void run_steps(const Step *shared, floating *w1, const floating *values,
     cdef int64_t stop
     cdef floating *w2s = <floating *>shared.w2s + t * shared.w2s_stride
     s.w2s = w2s
-    place_piece_copy(&s, shared.copies + t * shared.copy_bytes)
+    lay_out_piece_copy(&s.copy, shared.copies + t * shared.copy_bytes, s.piece, s.longest, s.m,
+                       s.k, sizeof(floating))
     while start < end:
         stop = start + batch_size if start + batch_size < n else n
         s.step = learning_rate / (stop - start)
@@ -1166,7 +1165,8 @@ def sgd_epoch(
             or w2s.shape[0] < n_threads
             or w2s.shape[1] < output_weights_size(hp, k, sizeof(floating))
             or copies.shape[0] < n_threads
-            or copies.shape[1] < piece_copy_bytes(piece, longest, m, k, sizeof(floating))
+            or copies.shape[1] < lay_out_piece_copy(NULL, NULL, piece, longest, m, k,
+                                                   sizeof(floating))
             or (several and (mark.shape[0] < n_in or acc.shape[0] != n_in + 2 + k
                              or acc.shape[1] < width))):
         raise ValueError("inconsistent array shapes")
