@@ -76,7 +76,7 @@ def load_splits(path=None):
 
     Uses ``mnist_native.data.load_mnist`` (never downloading) when it is importable, else
     reads the lab's ``mnist.pkl.gz`` directly.  ``path``: that file or the folder holding it
-    (default: ``MNIST_NATIVE_DATA``, then ``Data/``).
+    (default: ``MNIST_NATIVE_DATA``, ``Data/mnist.pkl.gz``, then the download cache).
     """
     path = path or os.environ.get("MNIST_NATIVE_DATA")
     try:

@@ -9,7 +9,8 @@
     mnist-native predict    classify a digit image with a saved model
 
 Every command reports bad input in one line on stderr and exits non-zero (2 for a bad
-command line, 1 for anything else), without a traceback.
+command line, and for ``check`` a student file it cannot load; 1 for anything else),
+without a traceback.
 """
 import argparse
 import contextlib

@@ -52,7 +52,9 @@ class NeuralNetwork(LabNetwork):
         ``sigmoid``/``dsigmoid`` (default) and ``tanh``/``dtanh`` run natively; any other
         pair works too, applied through NumPy between native matrix products.
     dtype : float64 (default) or float32, keyword-only
-        Precision of weights and activations; sums are always kept in double.
+        Precision of weights and activations.  ``feedforward``/``backpropagate`` keep their
+        sums in double; ``train``'s fused kernels keep a float32 model's sums in float32 (as
+        BLAS's sgemm does) and combine its chunks' partial gradients in double.
     num_threads : int or None, keyword-only
         Threads for the kernels.  None: ``OMP_NUM_THREADS`` if set, else the CPUs this process
         may use.  Results are bit-identical for any value.

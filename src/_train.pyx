@@ -1112,7 +1112,7 @@ def sgd_epoch(
         floating[:, ::1] u, floating[:, ::1] d, floating[:, ::1] dk, floating[:, ::1] xc,
         double[:, ::1] stats,
         # the pieces' entries by pixel: tstart (pieces per chunk, n_in + 1), tsample and
-        # tvalue (at least chunk * the longest row's entries)
+        # tvalue (at least pieces * piece * the longest row's entries)
         int64_t[:, ::1] tstart, int32_t[::1] tsample, floating[::1] tvalue,
         # for steps of several chunks (else may be empty): mark (n_in, zeros),
         # acc (n_in + 2 + k, width)

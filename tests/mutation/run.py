@@ -32,7 +32,7 @@ Needs Python >= 3.11 (tomllib), GCC or Clang with their sanitizer runtimes, and 
 requirements (Cython, NumPy, setuptools); the tests find MNIST through MNIST_NATIVE_DATA
 as usual (they skip without it).  Outcomes so far are kept in ``progress.jsonl`` (not in
 git); every run ends by writing the survivors to ``survivors.txt`` and every outcome to
-``last_run.json`` beside this file.  About an hour for the 160 on two cores.
+``last_run.json`` beside this file.  1 to 2 hours for the 160 on two cores.
 """
 import argparse
 import concurrent.futures
