@@ -1143,7 +1143,7 @@ def sgd_epoch(
     cdef int64_t end, sample_work, run
     cdef int threads
     cdef bint several = chunk_size < min(batch_size, n)
-    if batch_size < 1 or n < 1 or not 1 <= chunk_size <= batch_size:
+    if n < 1 or not 1 <= chunk_size <= batch_size:  # so batch_size >= 1 too
         raise ValueError("need samples, batch_size >= 1 and 1 <= chunk_size <= batch_size")
     if not 1 <= piece <= MN_GROUP:
         raise ValueError(f"piece must be in 1..{MN_GROUP}")

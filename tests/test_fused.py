@@ -65,7 +65,7 @@ def test_full_batch_training_matches_reference(n_in, hidden, n_out, n, xe, dtype
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("xe", [False, True])
-@pytest.mark.parametrize("batch_size,shuffle", [(16, True), (100, False), (7, True)])
+@pytest.mark.parametrize("batch_size,shuffle", [(16, True), (100, False), (7, True), (1, True)])
 def test_minibatch_training_matches_reference(batch_size, shuffle, xe, dtype):
     rng = np.random.default_rng(batch_size)
     data, val = make_data(rng, 300, 50, 4), make_data(rng, 30, 50, 4)
