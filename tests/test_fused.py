@@ -462,6 +462,7 @@ def test_sgd_epoch_refuses_inconsistent_arrays():
             (17, np.zeros(3, np.int32), "inconsistent array shapes"),  # tsample too short
             (28, 0, "batch_size >= 1"),
             (29, 11, "chunk_size"),                                 # chunk > batch
+            (29, 0, "chunk_size"),                  # chunks of no samples: an endless loop
             (30, _train.GROUP + 1, "piece must be"),
             (30, 0, "piece must be"),                               # no samples per piece
             (25, np.zeros((0, 4096)), "inconsistent array shapes"),  # w2s: no row per thread
