@@ -504,9 +504,9 @@ def parse_args(argv):
                    help="most threads for native and torch (default: the CPUs this process "
                    "may use, %(default)s here); native is also timed at 1 and 2 threads")
     p.add_argument("--data", default=None,
-                   help="mnist.pkl.gz, or a folder of the IDX files (default: $MNIST_NATIVE_DATA, "
-                        "Data/mnist.pkl.gz, then the cache `mnist-native download` fills; "
-                        "never downloads)")
+                   help="mnist.pkl.gz, a folder holding it, or a folder of the IDX files "
+                        "(default: $MNIST_NATIVE_DATA, Data/mnist.pkl.gz, then the cache "
+                        "`mnist-native download` fills; never downloads)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     p.add_argument("--markdown", action="store_true",
                    help="print the two tables as Markdown (for the README)")

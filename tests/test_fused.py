@@ -124,6 +124,25 @@ def test_multi_chunk_minibatch_training_matches_reference(batch_size, shuffle, x
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_minibatch_training_on_a_few_dense_columns_matches_reference(dtype):
+    """Every column dense and no sparse entry, with as many inputs as outputs + 2: a shape
+    where the terms of sgd_epoch's per-sample work estimate could cancel if one had the
+    wrong sign (a mutant dividing by zero there survived the other tests)."""
+    rng = np.random.default_rng(7)
+    data, val = make_data(rng, 200, 7, 5, 1.0), make_data(rng, 30, 7, 5, 1.0)
+    assert np.count_nonzero(data[0]) == data[0].size
+    kwargs = dict(iterations=2, learning_rate=0.5, batch_size=16)
+    trainers = []
+    with record_trainers(trainers):
+        native = train(mn.NeuralNetwork, (7, 6, 5), data, val, dtype, True, threads=2,
+                       **kwargs)
+    ref = train(reference.NeuralNetwork, (7, 6, 5), data, val, dtype, True, **kwargs)
+    assert_same_training(native, ref, dtype)
+    (trainer,) = trainers
+    assert len(trainer.dcols) == 7 and len(trainer.train.values) == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("xe", [False, True])
 @pytest.mark.parametrize("batch_size", [None, 16])
 @pytest.mark.parametrize("density", [0.1, "mixed", 1.0])
