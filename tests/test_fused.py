@@ -124,33 +124,16 @@ def test_multi_chunk_minibatch_training_matches_reference(batch_size, shuffle, x
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_minibatch_training_on_a_few_dense_columns_matches_reference(dtype):
-    """Every column dense and no sparse entry, with as many inputs as outputs + 2: a shape
-    where the terms of sgd_epoch's per-sample work estimate could cancel if one had the
-    wrong sign (a mutant dividing by zero there survived the other tests)."""
-    rng = np.random.default_rng(7)
-    data, val = make_data(rng, 200, 7, 5, 1.0), make_data(rng, 30, 7, 5, 1.0)
-    assert np.count_nonzero(data[0]) == data[0].size
-    kwargs = dict(iterations=2, learning_rate=0.5, batch_size=16)
-    trainers = []
-    with record_trainers(trainers):
-        native = train(mn.NeuralNetwork, (7, 6, 5), data, val, dtype, True, threads=2,
-                       **kwargs)
-    ref = train(reference.NeuralNetwork, (7, 6, 5), data, val, dtype, True, **kwargs)
-    assert_same_training(native, ref, dtype)
-    (trainer,) = trainers
-    assert len(trainer.dcols) == 7 and len(trainer.train.values) == 0
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("xe", [False, True])
 @pytest.mark.parametrize("batch_size", [None, 16])
-@pytest.mark.parametrize("density", [0.1, "mixed", 1.0])
-def test_dense_and_csr_columns_match_reference(density, batch_size, xe, dtype):
+@pytest.mark.parametrize("n_in,density", [(70, 0.1), (70, "mixed"), (70, 1.0), (7, 1.0)])
+def test_dense_and_csr_columns_match_reference(n_in, density, batch_size, xe, dtype):
     """Columns at least half full go to the dense kernels, the rest to CSR: all CSR, a mix,
-    and all dense."""
+    and all dense; all dense also with as many columns as outputs + 2, where the terms of
+    sgd_epoch's per-sample work estimate would cancel if one had the wrong sign (a mutant
+    dividing by zero there survived the other tests)."""
     rng = np.random.default_rng(3)
-    data, val = make_data(rng, 300, 70, 5, density), make_data(rng, 41, 70, 5, density)
+    data, val = make_data(rng, 300, n_in, 5, density), make_data(rng, 41, n_in, 5, density)
     hp = 32  # 21 hidden units, padded
     x = data[0].astype(dtype)
     dense = _fused.dense_columns(_fused.nonzero_counts(x)[0], len(x), hp, dtype)
@@ -158,14 +141,14 @@ def test_dense_and_csr_columns_match_reference(density, batch_size, xe, dtype):
     threshold = _fused.dense_threshold(hp, dtype)
     assert threshold in (_fused.DENSE_MIN_DENSITY, _fused.NEARLY_FULL_DENSITY)
     assert np.array_equal(dense, np.flatnonzero(share >= threshold))
-    assert len(dense) == {0.1: 0, 1.0: 70}.get(density, len(dense))
-    assert density != "mixed" or 0 < len(dense) < 70
+    assert len(dense) == {0.1: 0, 1.0: n_in}.get(density, len(dense))
+    assert density != "mixed" or 0 < len(dense) < n_in
     kwargs = dict(iterations=3, learning_rate=1.0, batch_size=batch_size)
     trainers = []
     with record_trainers(trainers):
-        native = train(mn.NeuralNetwork, (70, 21, 5), data, val, dtype, xe, threads=2,
+        native = train(mn.NeuralNetwork, (n_in, 21, 5), data, val, dtype, xe, threads=2,
                        **kwargs)
-    ref = train(reference.NeuralNetwork, (70, 21, 5), data, val, dtype, xe, **kwargs)
+    ref = train(reference.NeuralNetwork, (n_in, 21, 5), data, val, dtype, xe, **kwargs)
     assert_same_training(native, ref, dtype)
     # What the trainer itself sent to the kernels: the dense block holds exactly the
     # columns above the threshold, CSR every nonzero of the others, for both data sets.
