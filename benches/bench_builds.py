@@ -17,7 +17,10 @@ after 3 iterations are checked against the NumPy reference.
 
 Workloads: the lab's run (1,000 training / 200 validation images, hidden 30, lr 1, MSE,
 300 full-batch iterations) and the full run (50,000 / 10,000, hidden 75; --full-iterations
-of them, 20 by default), float32 and float64.  Ratios are against the first build.
+of them, 20 by default), float32 and float64; with --sgd-batch B, one epoch of mini-batch
+SGD at batch B as well (50,000 / 10,000, hidden 128, float32, cross-entropy, --sgd-lr; its
+ms per iteration is per epoch, measuring included), and --no-full-batch leaves out the
+first two.  Ratios are against the first build.
 """
 import argparse
 import json
@@ -38,12 +41,15 @@ def split(d, n):
     x, y = d
     return np.asarray(x[:n]), np.eye(10)[np.asarray(y[:n])]
 
-def run(cls, dtype, hidden, n_train, n_val, iterations):
+def run(cls, dtype, hidden, n_train, n_val, iterations, batch_size=None, lr=1.0, xe=False):
     model = cls(784, hidden, 10, dtype=dtype, seed=1)
     data, validation = split(train, n_train), split(val, n_val)
+    data, validation = [(x.astype(dtype), y.astype(dtype)) for x, y in (data, validation)]
+    fit = model.train_xe if xe else model.train
+    kwargs = {} if batch_size is None else {"batch_size": batch_size}
     with contextlib.redirect_stdout(io.StringIO()):
         t = time.perf_counter()
-        model.train(data, validation, iterations=iterations, learning_rate=1.0, plot=False)
+        fit(data, validation, iterations=iterations, learning_rate=lr, plot=False, **kwargs)
         return model, time.perf_counter() - t
 
 out = {"simd": mn.build_info()["simd"], "file": mn.__file__, "times": {}}
@@ -52,8 +58,9 @@ if spec["check"]:
         a, _ = run(mn.NeuralNetwork, dtype, 30, 500, 100, 3)
         b, _ = run(reference.NeuralNetwork, dtype, 30, 500, 100, 3)
         np.testing.assert_allclose(a.W_input_to_hidden, b.W_input_to_hidden, rtol=tol, atol=tol)
-for name, dtype, hidden, n_train, n_val, iterations in spec["workloads"]:
-    _, seconds = run(mn.NeuralNetwork, np.dtype(dtype).type, hidden, n_train, n_val, iterations)
+for name, dtype, hidden, n_train, n_val, iterations, *sgd in spec["workloads"]:
+    _, seconds = run(mn.NeuralNetwork, np.dtype(dtype).type, hidden, n_train, n_val,
+                     iterations, *sgd)
     out["times"][name] = seconds / iterations
 print(json.dumps(out))
 """
@@ -69,15 +76,28 @@ def main():
                              "default: the widest the CPU runs)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, the best kept (3)")
     parser.add_argument("--full-iterations", type=int, default=20)
+    parser.add_argument("--sgd-batch", type=int, action="append", default=[], metavar="B",
+                        help="also one epoch of mini-batch SGD at batch B (repeat)")
+    parser.add_argument("--sgd-lr", type=float, default=0.5,
+                        help="the SGD epochs' learning rate (0.5)")
+    parser.add_argument("--no-full-batch", action="store_true",
+                        help="leave out the lab's run and the full run")
     parser.add_argument("--data", default=os.environ.get("MNIST_NATIVE_DATA"))
     parser.add_argument("--json", metavar="PATH", help="also write the results here")
     args = parser.parse_args()
     if not args.data:
         parser.error("give --data or set MNIST_NATIVE_DATA")
     builds = [tuple(b.split("=", 1)) for b in args.build]
-    workloads = [(f"lab's run {d}", d, 30, 1000, 200, 300) for d in ("float32", "float64")]
-    workloads += [(f"full run {d}", d, 75, 50000, 10000, args.full_iterations)
-                  for d in ("float32", "float64")]
+    if any(b < 1 for b in args.sgd_batch):
+        parser.error("--sgd-batch must be at least 1")
+    workloads = [] if args.no_full_batch else [
+        (f"lab's run {d}", d, 30, 1000, 200, 300) for d in ("float32", "float64")] + [
+        (f"full run {d}", d, 75, 50000, 10000, args.full_iterations)
+        for d in ("float32", "float64")]
+    workloads += [(f"sgd {b}, lr {args.sgd_lr:g}", "float32", 128, 50000, 10000, 1, b,
+                   args.sgd_lr, True) for b in args.sgd_batch]
+    if not workloads:
+        parser.error("nothing to time: --no-full-batch needs --sgd-batch")
     best, simd_names = {}, {}
     for simd in args.simd or [""]:
         for r in range(args.rounds):
