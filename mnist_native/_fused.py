@@ -32,6 +32,7 @@ def _wanted_simd():
 
 # The kernel variant in use for this process.
 SIMD = _train.simd_init(_wanted_simd())
+FLUSHES_SUBNORMALS = _train.subnormals_flushed()  # inside the kernels only (platform.h)
 
 
 def cache_tuning(l1d, l2):

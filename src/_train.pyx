@@ -26,6 +26,8 @@ Design
 * So results are bit-identical for any number of threads.
 * Precision: a sample's sums and a chunk's partial gradient are kept in the model's dtype
   (in float32 for float32 models, as BLAS's sgemm does); chunks are combined in double.
+  Subnormal floats are flushed to zero while the kernels run (platform.h: they cost up to
+  a hundred cycles an operation), each thread's own mode put back after.
 * A whole epoch of mini-batches runs here without returning to Python, its steps in runs of
   a few milliseconds, each run one OpenMP region whose threads meet at a barrier after
   each phase (a region per phase made 2-thread epochs 3 to 11 % slower: Xeon, batch 16 to
@@ -36,7 +38,7 @@ cimport cython
 from cython cimport floating
 from cython.parallel cimport parallel, prange
 from cpython.exc cimport PyErr_CheckSignals
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memcpy
 
@@ -46,6 +48,10 @@ cdef extern from "platform.h" nogil:
     void mn_barrier()
     int mn_lowest_bit(uint32_t bits)
     uint32_t mn_pack_flags8(const uint8_t *flags)
+    ctypedef uint64_t mn_fp_mode
+    mn_fp_mode mn_flush_subnormals()
+    void mn_restore_fp_mode(mn_fp_mode saved)
+    int mn_subnormals_flushed()
 
 cdef extern from "fused.h" nogil:
     int mn_simd_count()
@@ -142,6 +148,12 @@ def cpu_simd():
     return SIMD_LEVELS[mn_cpu_simd_level()]
 
 
+def subnormals_flushed():
+    """Whether the kernels flush subnormal floats to zero on this build and CPU (see
+    platform.h: x86-64 and aarch64 do)."""
+    return bool(mn_subnormals_flushed())
+
+
 def simd_init(str wanted):
     """Use the widest variant up to ``wanted`` (one of SIMD_LEVELS) that the CPU can run;
     return the one in use."""
@@ -175,6 +187,7 @@ cdef inline void chunk(floating *gw1, floating *gw2t, floating *gb2, double *sta
                        const floating *w2t, const floating *w2, int64_t r0, int64_t r1,
                        int64_t n_in, int64_t h, int64_t hp, int64_t k, int loss,
                        int act, const mn_runs *runs=NULL, int64_t group0=0) noexcept nogil:
+    cdef mn_fp_mode mode = mn_flush_subnormals()  # platform.h: subnormals cost ~100 cycles
     if floating is float:
         mn_chunk_f32(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, xd,
                      m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp, k, loss,
@@ -183,6 +196,7 @@ cdef inline void chunk(floating *gw1, floating *gw2t, floating *gb2, double *sta
         mn_chunk_f64(gw1, gw2t, gb2, stats, u, d, cursor, rows, o, indptr, indices, values, xd,
                      m, dcols, order, targets, labels, w1, w2t, w2, r0, r1, n_in, h, hp, k, loss,
                      act, runs, group0)
+    mn_restore_fp_mode(mode)
 
 
 cdef inline void output_weights(floating *w2s, const floating *w2t, const floating *b2,
@@ -203,6 +217,15 @@ cdef inline void reduce_update(floating *w, const floating *g, int64_t n_chunks,
         mn_reduce_update_f64(w, g, n_chunks, stride, m, step)
 
 
+cdef inline void reduce_update_flushed(floating *w, const floating *g, int64_t n_chunks,
+                                       int64_t stride, int64_t m, double step) noexcept nogil:
+    """reduce_update with subnormals flushed (platform.h), for a caller outside the kernels'
+    runs (whose threads are in that mode already)."""
+    cdef mn_fp_mode mode = mn_flush_subnormals()
+    reduce_update(w, g, n_chunks, stride, m, step)
+    mn_restore_fp_mode(mode)
+
+
 cdef enum:
     SMALL_WORK = 1 << 15  # additions (weights x chunks) below which one thread beats two
     UPDATE_PIECE = 4096   # weights per piece of the parallel update
@@ -220,13 +243,13 @@ cdef void apply_step(floating[:, ::1] w1, floating[:, ::1] w2t, floating[:, ::1]
     # OpenMP region, which would allocate a team each time).  Each weight's sum is the same
     # either way.
     if n_threads == 1 or size * n_chunks < SMALL_WORK:
-        reduce_update(&w1[0, 0], &gw1[0, 0, 0], n_chunks, size, size, step)
+        reduce_update_flushed(&w1[0, 0], &gw1[0, 0, 0], n_chunks, size, size, step)
     else:
         for i in prange(0, size, UPDATE_PIECE, schedule="static", num_threads=n_threads):
-            reduce_update(&w1[0, 0] + i, &gw1[0, 0, 0] + i, n_chunks, size,
-                          UPDATE_PIECE if i + UPDATE_PIECE < size else size - i, step)
-    reduce_update(&w2t[0, 0], &gw2t[0, 0, 0], n_chunks, k * hp, k * hp, step)
-    reduce_update(&b2[0, 0], &gb2[0, 0], n_chunks, k, k, step)
+            reduce_update_flushed(&w1[0, 0] + i, &gw1[0, 0, 0] + i, n_chunks, size,
+                                  UPDATE_PIECE if i + UPDATE_PIECE < size else size - i, step)
+    reduce_update_flushed(&w2t[0, 0], &gw2t[0, 0, 0], n_chunks, k * hp, k * hp, step)
+    reduce_update_flushed(&b2[0, 0], &gb2[0, 0], n_chunks, k, k, step)
 
 
 # Internal callers allocate all the arrays; a mismatch would write out of bounds, so it is
@@ -1065,6 +1088,7 @@ cdef void run_steps(const Step *shared, floating *w1, const floating *values,
     runs the same loop on its own copy of the Step, meeting the others at each barrier."""
     cdef Step s = shared[0]
     cdef int64_t stop
+    cdef mn_fp_mode mode = mn_flush_subnormals()  # this thread's, for the run (platform.h)
     cdef floating *w2s = <floating *>shared.w2s + t * shared.w2s_stride
     s.w2s = w2s
     lay_out_piece_copy(&s.copy, shared.copies + t * shared.copy_bytes, s.piece, s.longest, s.m,
@@ -1084,6 +1108,7 @@ cdef void run_steps(const Step *shared, floating *w1, const floating *values,
         if s.several:
             finish_step(&s, w1, t, n_threads)
         start = stop
+    mn_restore_fp_mode(mode)
 
 
 cdef int check_order(const int64_t[::1] order, int64_t n) except -1:

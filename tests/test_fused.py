@@ -431,6 +431,50 @@ def test_vector_sigmoid_is_accurate_to_the_last_bits(dtype):
     assert ulps.max() <= 2, (float(ulps.max()), xs[ulps.argmax()])
 
 
+def test_kernels_flush_subnormals_where_they_can():
+    """x86-64 and aarch64 builds flush subnormal floats to zero inside the kernels
+    (platform.h); build_info says so."""
+    import platform
+    if platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64"):
+        assert _train.subnormals_flushed()
+    assert mn.build_info()["flushes_subnormals"] == _train.subnormals_flushed()
+
+
+def test_a_subnormal_hidden_output_is_flushed_to_zero():
+    """1-1-1 tanh network, x = w = 1e-20: the hidden sum, 1e-40, is a float32 subnormal;
+    with the kernels' mode it is 0, and so is the output (sqrt of the loss against a
+    target of 0, summed in double where 1e-80 is normal)."""
+    if not _train.subnormals_flushed():
+        pytest.skip("this build leaves subnormals alone (platform.h)")
+    from mnist_native.transfer_functions import dtanh, tanh
+    model = mn.NeuralNetwork(1, 1, 1, tanh, dtanh, dtype=np.float32, num_threads=1, seed=0)
+    model.weights_init(np.array([[1e-20], [0.0]], np.float32),
+                       np.array([[1.0], [0.0]], np.float32))
+    data = (np.array([[1e-20]], np.float32), np.zeros((1, 1), np.float32))
+    trainer = _fused.FusedTrainer(model, data, data, 1.0, False, None, model._activation)
+    assert trainer.measure_training()[1] == 0.0
+    assert np.tanh(np.float32(1e-20) * np.float32(1e-20)) != 0  # NumPy, outside: subnormal
+
+
+@pytest.mark.parametrize("batch_size", [None, 1, 64])
+def test_training_gives_every_thread_its_float_mode_back(batch_size):
+    """Each thread puts the caller's floating-point mode back where a kernel ends: after
+    training on 2 threads a float32 subnormal is still one on the calling thread (NumPy)
+    and on OpenMP's other thread (the lab's per-call kernels, static schedule: sample 1
+    is thread 1's)."""
+    rng = np.random.default_rng(11)
+    data = make_data(rng, 3000, 784, 10, density="mixed")
+    train(mn.NeuralNetwork, (784, 75, 10), data, data, np.float32, threads=2, iterations=2,
+          learning_rate=1.0, batch_size=batch_size)
+    assert np.float32(1e-30) * np.float32(1e-10) != 0
+    if not mn.build_info()["openmp"]:
+        return
+    u, o = np.zeros((2, 1), np.float32), np.zeros((2, 1), np.float32)
+    tiny = np.full((2, 1), 1e-20, np.float32)
+    mn._kernels.affine_forward(u, o, tiny, tiny[:1], np.zeros((2, 1)), 0, 2)
+    assert (u != 0).all(), u
+
+
 def sgd_arrays(dtype=np.float64, n=40, n_in=12, hidden=8, k=3, batch=10, threads=2,
                equal_rows=False):
     """A small trainer's arguments for _train.sgd_epoch, as a list to spoil one at a time.
