@@ -60,8 +60,9 @@ def build_info():
         ``MNIST_NATIVE_SIMD`` caps it); ``caches`` (the running CPU's per-core ``l1d`` and
         ``l2`` in bytes, the ``source`` they were read from, and the kernels' ``tuning``
         derived from them: tiles of weight rows and when to prefetch, in bytes);
-        ``flushes_subnormals`` (bool: the training kernels treat floats too small to be
-        normal, below 1.2e-38 in float32, as 0, which keeps them fast; x86-64 and aarch64).
+        ``flushes_subnormals`` (bool: the fused kernels that ``train`` and ``train_xe``
+        run treat floats too small to be normal, below 1.2e-38 in float32, as 0, which
+        keeps them fast; x86-64 and aarch64 builds do).
     """
     return {
         "version": __version__,
