@@ -2,10 +2,10 @@
  * OpenMP or serial stand-ins, the compiler's name, the architecture, inlining and unrolling
  * hints, the per-target attributes that let GCC and Clang compile a function for a wider
  * instruction set, the floating-point mode the kernels run in, and CPU detection.  MSVC
- * gets plain C here (no GNU extensions): it needs
- * no target attributes for intrinsics.  MN_PORTABLE=1 (MNIST_NATIVE_PORTABLE=1 at build
- * time) builds with GCC or Clang the code MSVC gets wherever GCC can take it: no unroll
- * pragmas, and the same CPU detection (MSVC's is the same code over its own cpuid). */
+ * gets plain C here (no GNU extensions): it needs no target attributes for intrinsics.
+ * MN_PORTABLE=1 (MNIST_NATIVE_PORTABLE=1 at build time) builds with GCC or Clang the code
+ * MSVC gets wherever GCC can take it: no unroll pragmas, and the same CPU detection
+ * (MSVC's is the same code over its own cpuid). */
 #ifndef MNIST_NATIVE_PLATFORM_H
 #define MNIST_NATIVE_PLATFORM_H
 
