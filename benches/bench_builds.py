@@ -23,6 +23,7 @@ ms per iteration is per epoch, measuring included), and --no-full-batch leaves o
 first two.  Ratios are against the first build.
 """
 import argparse
+import datetime
 import json
 import os
 import subprocess
@@ -44,7 +45,8 @@ def split(d, n):
 def run(cls, dtype, hidden, n_train, n_val, iterations, batch_size=None, lr=1.0, xe=False):
     model = cls(784, hidden, 10, dtype=dtype, seed=1)
     data, validation = split(train, n_train), split(val, n_val)
-    data, validation = [(x.astype(dtype), y.astype(dtype)) for x, y in (data, validation)]
+    if batch_size is not None:  # as benches/bench.py's sgd: arrays of the model's dtype
+        data, validation = [(x.astype(dtype), y.astype(dtype)) for x, y in (data, validation)]
     fit = model.train_xe if xe else model.train
     kwargs = {} if batch_size is None else {"batch_size": batch_size}
     with contextlib.redirect_stdout(io.StringIO()):
@@ -90,14 +92,17 @@ def main():
     builds = [tuple(b.split("=", 1)) for b in args.build]
     if any(b < 1 for b in args.sgd_batch):
         parser.error("--sgd-batch must be at least 1")
+    if not args.sgd_lr > 0:
+        parser.error("--sgd-lr must be > 0")
     workloads = [] if args.no_full_batch else [
         (f"lab's run {d}", d, 30, 1000, 200, 300) for d in ("float32", "float64")] + [
         (f"full run {d}", d, 75, 50000, 10000, args.full_iterations)
         for d in ("float32", "float64")]
     workloads += [(f"sgd {b}, lr {args.sgd_lr:g}", "float32", 128, 50000, 10000, 1, b,
-                   args.sgd_lr, True) for b in args.sgd_batch]
+                   args.sgd_lr, True) for b in dict.fromkeys(args.sgd_batch)]
     if not workloads:
         parser.error("nothing to time: --no-full-batch needs --sgd-batch")
+    started = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     best, simd_names = {}, {}
     for simd in args.simd or [""]:
         for r in range(args.rounds):
@@ -123,7 +128,8 @@ def main():
                 print(f"{simd_names[simd, name]:10} {name:10} {w:22} {1000 * t:13.3f} "
                       f"{t / base:9.2f}x")
                 records.append(dict(simd=simd_names[simd, name], build=name, workload=w,
-                                    ms_per_iteration=1000 * t, ratio=t / base))
+                                    ms_per_iteration=1000 * t, ratio=t / base,
+                                    started=started, rounds=args.rounds))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(records, f, indent=1)

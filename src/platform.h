@@ -145,9 +145,9 @@ static inline int mn_lowest_bit(uint32_t bits) {
 #endif
 
 /* Subnormal floats flushed to zero while the kernels run.  Arithmetic that takes or makes
- * a subnormal (below 1.2e-38 in float32) takes a slow path on x86 and on many ARM cores,
- * up to a hundred cycles an operation; saturated sigmoids make them (mini-batch SGD at
- * batch 1 and learning rate 0.5: epochs 3 to 5 times slower).  Values that small are far
+ * a subnormal (below 1.2e-38 in float32, 2.2e-308 in float64) takes a slow path on x86
+ * and on many ARM cores, up to a hundred cycles an operation; saturated sigmoids make them
+ * (mini-batch SGD at batch 1 and learning rate 0.5: epochs 3 to 6 times slower).  Values that small are far
  * below any result's precision, so the kernels flush them, as inputs and as results:
  * MXCSR's FTZ and DAZ bits on x86-64, FPCR's FZ bit on aarch64 (NEON included).  The mode
  * belongs to a thread: each thread sets it where a kernel starts and puts the caller's
@@ -161,7 +161,10 @@ static inline mn_fp_mode mn_flush_subnormals(void) {
     _mm_setcsr(saved | 0x8040u);  /* FTZ (bit 15), DAZ (bit 6) */
     return saved;
 }
-static inline void mn_restore_fp_mode(mn_fp_mode saved) { _mm_setcsr((unsigned int)saved); }
+/* The caller's control bits back; the status flags the kernels raised stay raised. */
+static inline void mn_restore_fp_mode(mn_fp_mode saved) {
+    _mm_setcsr((unsigned int)saved | (_mm_getcsr() & 0x3fu));
+}
 #elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
 static inline mn_fp_mode mn_flush_subnormals(void) {
     uint64_t saved;
