@@ -147,9 +147,10 @@ static inline int mn_lowest_bit(uint32_t bits) {
 /* Subnormal floats flushed to zero while the kernels run.  Arithmetic that takes or makes
  * a subnormal (below 1.2e-38 in float32, 2.2e-308 in float64) takes a slow path on x86
  * and on many ARM cores, up to a hundred cycles an operation; saturated sigmoids make them
- * (mini-batch SGD at batch 1 and learning rate 0.5: epochs 3 to 6 times slower).  Values that small are far
- * below any result's precision, so the kernels flush them, as inputs and as results:
- * MXCSR's FTZ and DAZ bits on x86-64, FPCR's FZ bit on aarch64 (NEON included).  The mode
+ * (mini-batch SGD at batch 1 and learning rate 0.5: epochs 3 to 6 times slower).  Values
+ * that small are far below any result's precision, so the kernels flush them, as inputs
+ * and as results: MXCSR's FTZ and DAZ bits on x86-64, FPCR's FZ bit on aarch64 (NEON
+ * included).  The mode
  * belongs to a thread: each thread sets it where a kernel starts and puts the caller's
  * back where it ends, so NumPy, PyTorch and the caller's own code keep theirs.
  * Elsewhere (and MSVC on ARM64) the mode is left alone: slower where subnormals arise. */

@@ -443,12 +443,15 @@ def test_kernels_flush_subnormals_where_they_can():
     assert mn.build_info()["flushes_subnormals"] == _train.subnormals_flushed()
 
 
+needs_flush = pytest.mark.skipif(not _train.subnormals_flushed(),
+                                 reason="this build leaves subnormals alone (platform.h)")
+
+
+@needs_flush
 def test_a_subnormal_hidden_output_is_flushed_to_zero():
     """1-1-1 tanh network, x = w = 1e-20: the hidden sum, 1e-40, is a float32 subnormal;
-    with the kernels' mode it is 0, and so is the output (sqrt of the loss against a
-    target of 0, summed in double where 1e-80 is normal)."""
-    if not _train.subnormals_flushed():
-        pytest.skip("this build leaves subnormals alone (platform.h)")
+    with the kernels' mode it is 0, and so is the output, so the loss against a target of
+    0 (the output squared, summed in double, where 1e-80 would be normal) is 0."""
     from mnist_native.transfer_functions import dtanh, tanh
     model = mn.NeuralNetwork(1, 1, 1, tanh, dtanh, dtype=np.float32, num_threads=1, seed=0)
     model.weights_init(np.array([[1e-20], [0.0]], np.float32),
@@ -459,14 +462,13 @@ def test_a_subnormal_hidden_output_is_flushed_to_zero():
     assert np.tanh(np.float32(1e-20) * np.float32(1e-20)) != 0  # NumPy, outside: subnormal
 
 
+@needs_flush
 @pytest.mark.parametrize("batch_size", [None, 1])
 def test_a_subnormal_weight_update_is_flushed_to_zero(batch_size):
     """1-1-1 sigmoid network, output weights 0, target 1: the output bias's gradient is
     -0.25, so a step of lr 4e-40 would move it to 1e-40, a float32 subnormal (as NumPy
     stores it); in the kernels' mode it stays 0.  The full-batch update (None) and a run
     of mini-batch steps (1) each set that mode on their own."""
-    if not _train.subnormals_flushed():
-        pytest.skip("this build leaves subnormals alone (platform.h)")
     lr = 4e-40
     assert np.float32(0.25 * lr) != 0
     model = mn.NeuralNetwork(1, 1, 1, dtype=np.float32, num_threads=1, seed=0)
