@@ -13,12 +13,27 @@ def available_cpus():
         return os.cpu_count() or 1
 
 
+# The most threads a model may ask for.  Each is an OS thread with its own stack, and the
+# per-call kernels start them all even for one sample: a count far past any machine's CPUs
+# (a slip, or a forged model file) would exhaust memory or make OpenMP abort the process.
+MAX_THREADS = 1024
+
+
+def check_num_threads(value):
+    """``value`` as an int from 1 to MAX_THREADS, else ``TypeError``/``ValueError``."""
+    n = check_positive_int(value, "num_threads")
+    if n > MAX_THREADS:
+        raise ValueError(f"num_threads must be at most {MAX_THREADS}, got {n}")
+    return n
+
+
 def resolve_num_threads(num_threads=None):
-    """Threads for the kernels: ``num_threads`` if given, else ``OMP_NUM_THREADS``, else the CPUs
-    this process may use; always 1 when the package was built without OpenMP."""
+    """Threads for the kernels: ``num_threads`` if given (checked), else ``OMP_NUM_THREADS``
+    (at most MAX_THREADS), else the CPUs this process may use; always 1 when the package was
+    built without OpenMP."""
     if num_threads is not None:
-        n = check_positive_int(num_threads, "num_threads")
+        n = check_num_threads(num_threads)
     else:
         env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-        n = int(env) if env.isdigit() and int(env) > 0 else available_cpus()
+        n = min(int(env), MAX_THREADS) if env.isdigit() and int(env) > 0 else available_cpus()
     return n if _kernels.OPENMP else 1

@@ -34,6 +34,13 @@ class Workspace:
         width = max(n_hidden, n_out, k.update_scratch_width(max(n_hidden, n_out)))
         self.scratch = np.empty((n_threads, width), dtype=np.float64)
 
+    def scratch_for(self, n_threads):
+        """The per-thread scratch, grown when the model's thread count has grown since this
+        workspace was made (``num_threads`` set between a forward pass and its backprop)."""
+        if len(self.scratch) < n_threads:
+            self.scratch = np.empty((n_threads, self.scratch.shape[1]), dtype=np.float64)
+        return self.scratch
+
     def load(self, x):
         """Copy the (batch, n_in) inputs in front of the bias column."""
         self.input[:, :-1] = x
@@ -56,8 +63,9 @@ class NeuralNetwork(LabNetwork):
         sums in double; ``train``'s fused kernels keep a float32 model's sums in float32 (as
         BLAS's sgemm does) and combine its chunks' partial gradients in double.
     num_threads : int or None, keyword-only
-        Threads for the kernels.  None: ``OMP_NUM_THREADS`` if set, else the CPUs this process
-        may use.  Results are bit-identical for any value.
+        Threads for the kernels, 1 to 1,024.  None: ``OMP_NUM_THREADS`` if set, else the CPUs
+        this process may use.  Results are bit-identical for any value.  The attribute of
+        the same name may be set later (checked the same way).
     seed : int, np.random.Generator or None, keyword-only
         Seed of the random initialisation (None: fresh entropy).
 
@@ -69,8 +77,7 @@ class NeuralNetwork(LabNetwork):
     def __init__(self, input_layer_size, hidden_layer_size, output_layer_size,
                  transfer_f=sigmoid, transfer_df=dsigmoid, *, dtype=np.float64,
                  num_threads=None, seed=None):
-        self.num_threads = resolve_num_threads(num_threads)
-        self._num_threads_given = num_threads  # None: the default of whichever process runs it
+        self.num_threads = num_threads
         super().__init__(input_layer_size, hidden_layer_size, output_layer_size, transfer_f,
                          transfer_df, dtype=dtype, seed=seed)
 
@@ -78,9 +85,20 @@ class NeuralNetwork(LabNetwork):
         """Unpickled (or deep-copied): a model made without ``num_threads`` takes this
         process's default thread count (a worker process may have fewer CPUs, or an
         ``OMP_NUM_THREADS`` of its own), not the one of the process that pickled it."""
+        state = dict(state)
+        state.pop("num_threads", None)  # pickled while it was a plain attribute
         super().__setstate__(state)
-        if getattr(self, "_num_threads_given", None) is None:
-            self.num_threads = resolve_num_threads(None)
+        self.num_threads = getattr(self, "_num_threads_given", None)
+
+    @property
+    def num_threads(self):
+        """Threads the kernels run on (see the class docstring)."""
+        return self._num_threads
+
+    @num_threads.setter
+    def num_threads(self, value):
+        self._num_threads = resolve_num_threads(value)  # ValueError/TypeError when bad
+        self._num_threads_given = value  # None: the default of whichever process runs it
 
     @property
     def _activation(self):
@@ -98,12 +116,13 @@ class NeuralNetwork(LabNetwork):
         w1, w2 = self._weights()
         act = self._activation
         nt = self.num_threads
-        k.affine_forward(ws.u_hidden, ws.o_hidden, ws.input, w1, ws.scratch,
+        scratch = ws.scratch_for(nt)
+        k.affine_forward(ws.u_hidden, ws.o_hidden, ws.input, w1, scratch,
                          k.ACT_IDENTITY if act is None else act, nt)
         if act is None:
             ws.o_hidden[:, :-1] = self.transfer_f(ws.u_hidden)
         out_act = k.ACT_SOFTMAX if softmax else (k.ACT_IDENTITY if act is None else act)
-        k.affine_forward(ws.u_output, ws.o_output, ws.o_hidden, w2, ws.scratch, out_act, nt)
+        k.affine_forward(ws.u_output, ws.o_output, ws.o_hidden, w2, scratch, out_act, nt)
         if out_act == k.ACT_IDENTITY:
             ws.o_output[:] = self.transfer_f(ws.u_output)
         self.input, self.u_hidden, self.o_hidden = ws.input, ws.u_hidden, ws.o_hidden
@@ -125,8 +144,9 @@ class NeuralNetwork(LabNetwork):
                 ws.delta_output[:] = 2 * (ws.o_output - y) * self.transfer_df(ws.u_output)
             ws.delta_hidden[:] = (ws.delta_output @ w2[:-1].T) * self.transfer_df(ws.u_hidden)
         step = learning_rate / len(y)
-        k.weight_update(w2, ws.o_hidden, ws.delta_output, step, ws.scratch, nt)
-        k.weight_update(w1, ws.input, ws.delta_hidden, step, ws.scratch, nt)
+        scratch = ws.scratch_for(nt)
+        k.weight_update(w2, ws.o_hidden, ws.delta_output, step, scratch, nt)
+        k.weight_update(w1, ws.input, ws.delta_hidden, step, scratch, nt)
 
     # -- the lab's methods ---------------------------------------------------------------
 

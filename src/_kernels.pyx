@@ -73,6 +73,14 @@ cdef inline double derivative_from_output(double o, int act) noexcept nogil:
     return 1.0
 
 
+cdef check_scratch(double[:, ::1] scratch, int n_threads, Py_ssize_t width):
+    """Each of ``n_threads`` threads sums in its own row of ``scratch``, ``width`` values:
+    refuse a scratch that has fewer (the rows are indexed by thread, unchecked)."""
+    if n_threads < 1 or scratch.shape[0] < n_threads or scratch.shape[1] < width:
+        raise ValueError(f"scratch of shape ({scratch.shape[0]}, {scratch.shape[1]}) is too "
+                         f"small for {n_threads} threads of {width} values")
+
+
 @cython.boundscheck(False)
 @cython.wraparound(False)
 def affine_forward(floating[:, ::1] u, floating[:, ::1] o, const floating[:, ::1] a,
@@ -89,6 +97,7 @@ def affine_forward(floating[:, ::1] u, floating[:, ::1] o, const floating[:, ::1
     cdef double x, top, total
     cdef double* acc
     cdef bint bias_column = o.shape[1] == m + 1
+    check_scratch(scratch, n_threads, m)
     with nogil:
         for b in prange(batch, schedule="static", num_threads=n_threads):
             acc = &scratch[mn_thread_num(), 0]
@@ -180,6 +189,7 @@ def weight_update(floating[:, ::1] w, const floating[:, ::1] a, const floating[:
     cdef Py_ssize_t blk, b, r, i, i0, rows, j
     cdef double x
     cdef double* acc
+    check_scratch(scratch, n_threads, (n if n < ROWS else ROWS) * m)
     with nogil:
         for blk in prange(blocks, schedule="static", num_threads=n_threads):
             acc = &scratch[mn_thread_num(), 0]

@@ -8,6 +8,7 @@ import os
 import pytest
 
 import mnist_native
+from mnist_native._threads import MAX_THREADS
 
 
 def test_keys_and_types():
@@ -48,6 +49,20 @@ def test_explicit_num_threads(monkeypatch):
     openmp = mnist_native.build_info()["openmp"]
     model = mnist_native.NeuralNetwork(2, 2, 1, num_threads=2, seed=0)
     assert model.num_threads == (2 if openmp else 1)
-    for bad, exc in ((0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)):
+    for bad, exc in ((0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError),
+                     (MAX_THREADS + 1, ValueError), (10**6, ValueError)):
         with pytest.raises(exc, match="num_threads"):
             mnist_native.NeuralNetwork(2, 2, 1, num_threads=bad)
+        with pytest.raises(exc, match="num_threads"):
+            model.num_threads = bad  # the attribute is checked as well
+    assert model.num_threads == (2 if openmp else 1)  # and kept when refused
+    model.num_threads = MAX_THREADS
+    assert model.num_threads == (MAX_THREADS if openmp else 1)
+    model.num_threads = None  # back to the default
+    assert model.num_threads == 1
+
+
+def test_omp_num_threads_beyond_the_limit_is_capped(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", str(10**6))
+    model = mnist_native.NeuralNetwork(2, 2, 1, seed=0)
+    assert model.num_threads == (MAX_THREADS if mnist_native.build_info()["openmp"] else 1)

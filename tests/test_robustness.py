@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import mnist_native as mn
-from mnist_native import reference
+from mnist_native import _kernels, reference
 from mnist_native._kernels import all_finite
 
 
@@ -210,3 +210,35 @@ def test_all_finite_on_rows_split_between_threads(threads):
         y = x.copy()
         y[i, 392] = np.inf
         assert not all_finite(y, threads), i
+
+
+@pytest.mark.parametrize("before, after", [(1, 2), (1, 3), (3, 1)])
+def test_num_threads_set_between_feedforward_and_backpropagate(before, after):
+    """The backprop runs on the new count, its per-thread scratch grown (it was sized for the
+    forward pass's count, and indexed by thread): the same bits as a model that had that
+    count all along."""
+    rng = np.random.default_rng(7)
+    x, y = rng.random((20, 30)), np.eye(4)[rng.integers(0, 4, 20)]
+    changed, fixed = (mn.NeuralNetwork(30, 50, 4, num_threads=t, seed=1) for t in (before, after))
+    changed.feedforward(x)
+    changed.num_threads = after
+    fixed.feedforward(x)
+    for model in (changed, fixed):
+        model.backpropagate(y, 0.5)
+    assert np.array_equal(changed.W_input_to_hidden, fixed.W_input_to_hidden)
+    assert np.array_equal(changed.W_hidden_to_output, fixed.W_hidden_to_output)
+
+
+def test_kernels_refuse_a_scratch_smaller_than_their_threads():
+    """Each thread sums in its own row of scratch, unchecked in the loop: checked first."""
+    a, w, delta = np.ones((4, 3)), np.ones((3, 5)), np.ones((4, 5))
+    u, o = np.empty((4, 5)), np.empty((4, 5))
+    for scratch in (np.empty((1, 5)), np.empty((2, 4))):  # a row short, a column short
+        with pytest.raises(ValueError, match="scratch"):
+            _kernels.affine_forward(u, o, a, w, scratch, _kernels.ACT_IDENTITY, 2)
+    with pytest.raises(ValueError, match="scratch"):
+        _kernels.weight_update(w, a, delta, 0.1, np.empty((2, 14)), 2)  # 3 rows of 5 needed
+    _kernels.affine_forward(u, o, a, w, np.empty((2, 5)), _kernels.ACT_IDENTITY, 2)
+    _kernels.weight_update(w, a, delta, 0.1, np.empty((2, 15)), 2)
+    np.testing.assert_allclose(u, 3.0)
+    np.testing.assert_allclose(w, 1.0 - 0.1 * 4)
