@@ -31,7 +31,7 @@ from . import _model_file as model_file
 from . import _validation as v
 from ._epochs import new_history, run_epochs
 from ._sparse_rows import SparseRows
-from ._threads import resolve_num_threads
+from ._threads import check_num_threads
 from .network import NeuralNetwork
 
 __all__ = ["NeuralNetworkClassifier"]
@@ -84,8 +84,9 @@ class NeuralNetworkClassifier(ClassifierMixin, BaseEstimator):
     dtype : "float64" or "float32", default "float64"
         Precision of the weights and of the computation (float32 runs about twice as fast).
     num_threads : int or None, default None
-        Threads of the kernels.  None: ``OMP_NUM_THREADS`` when set, else every CPU this
-        process may use, decided at each ``fit``/``predict`` in the process that runs it.
+        Threads of the kernels, 1 to 1,024.  None: ``OMP_NUM_THREADS`` when set, else every
+        CPU this process may use, decided at each ``fit``/``predict`` in the process that
+        runs it.
         joblib (``GridSearchCV(n_jobs=k)``, ``cross_validate``...) sets
         ``OMP_NUM_THREADS`` to CPUs // k in its worker processes, so threads x jobs stays
         within the CPUs.  Results are bit-identical for any value.
@@ -149,7 +150,7 @@ class NeuralNetworkClassifier(ClassifierMixin, BaseEstimator):
                 or not 0 < fraction < 1):
             raise ValueError(f"validation_fraction must be a number in (0, 1), got {fraction!r}")
         if self.num_threads is not None:
-            v.check_positive_int(self.num_threads, "num_threads")
+            check_num_threads(self.num_threads)
         if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
             raise TypeError(f"verbose must be True or False, got {self.verbose!r}")
         return SimpleNamespace(
@@ -237,7 +238,7 @@ class NeuralNetworkClassifier(ClassifierMixin, BaseEstimator):
                                           num_threads=self.num_threads, seed=seed)
             self.classes_, self.history_, self.n_iter_ = all_classes, None, 0
         network = self.network_
-        network.num_threads = resolve_num_threads(self.num_threads)
+        network.num_threads = self.num_threads
         if self.history_ is None:  # first call, or a model read by load()
             self.history_ = new_history(p.cross_entropy)
         before = self.history_.iterations
@@ -280,7 +281,7 @@ class NeuralNetworkClassifier(ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, accept_sparse="csr", dtype=network.dtype, order="C",
                           reset=False)
         runner = copy.copy(network)
-        runner.num_threads = resolve_num_threads(self.num_threads)
+        runner.num_threads = self.num_threads
         forward = (runner.feedforward_xe if network.loss_kind == "cross-entropy"
                    else runner.feedforward)
         n, d = X.shape
@@ -332,7 +333,7 @@ class NeuralNetworkClassifier(ClassifierMixin, BaseEstimator):
         estimator = cls(**meta["params"]).set_params(**params)
         try:
             p = estimator._checked_params()
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise model_file.refuse(name, f"bad parameters: {exc}") from exc
         n_in, hidden, n_out = contents["sizes"]
         classes = fields["classes"]
@@ -425,7 +426,7 @@ def estimator_meta(text, name, cls):
     """The ``estimator`` member of a model file, checked: {"format", "params", ...}."""
     try:
         meta = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting too deep
         raise model_file.refuse(name, f"the estimator member is not JSON ({exc})") from exc
     known = set(cls().get_params(deep=False))
     if (not isinstance(meta, dict) or meta.get("format") != ESTIMATOR_FILE_FORMAT

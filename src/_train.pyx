@@ -1213,6 +1213,9 @@ def sgd_epoch(
     # of about RUN_WORK multiply-adds (a few milliseconds): signals are checked between runs.
     # No region is opened when a chunk's phase 2, the smaller phase, would be too small to
     # share.  Both by the data's mean entries per sample.
+    # A batch beyond the samples is one step of them all (as the steps below cut it): the
+    # same steps, and the products of batch_size stay in range.
+    batch_size = min(batch_size, n)
     sample_work = (indptr[targets.shape[0]] // targets.shape[0] + m + 1 + k + 1) * hp
     threads = 1 if sample_work * chunk_size < PARALLEL_WORK else n_threads
     run = max(1, RUN_WORK // (sample_work * 4 * batch_size)) * batch_size  # 4: both phases

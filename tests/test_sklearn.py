@@ -350,6 +350,9 @@ def test_feature_names_are_kept(tmp_path):
     ({"classes": np.array([None, None, None], dtype=object)}, "dtype object"),
     ({"feature_names_in": np.array(["x"])}, "1 feature names for 6 inputs"),
     ({"classes": None}, "missing classes"),
+    ({"estimator": "[" * 30000 + "]" * 30000}, "not JSON"),  # nested too deep to parse
+    ({"estimator": '{"format": 1, "params": {"num_threads": 100000}, "classes_dtype": null, '
+                   '"n_iter": 1}'}, "num_threads must be at most"),
 ])
 def test_load_refuses_estimator_files_save_could_not_have_written(tmp_path, change, message):
     est = classifier(hidden_layer_size=5).fit(X, NAMES)
@@ -360,3 +363,10 @@ def test_load_refuses_estimator_files_save_could_not_have_written(tmp_path, chan
     np.savez(tmp_path / "bad.npz", **{k: v for k, v in fields.items() if v is not None})
     with pytest.raises(ValueError, match=message):
         NeuralNetworkClassifier.load(tmp_path / "bad.npz")
+
+
+def test_a_batch_size_beyond_the_data_is_one_step_of_it_all():
+    """Clipped to the data (a product of it once overflowed in the kernels)."""
+    huge = classifier(batch_size=2**62, max_iter=2).fit(X, NAMES)
+    whole = classifier(batch_size=len(X), max_iter=2).fit(X, NAMES)
+    assert_same_weights(huge, whole)
