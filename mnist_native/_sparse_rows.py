@@ -105,7 +105,7 @@ def _check_structure(indptr, indices, values, n_features):
     if len(values) != nnz or indptr[0] != 0 or indptr[-1] != nnz:
         raise ValueError(f"sparse input: indptr runs from {indptr[0]} to {indptr[-1]} but "
                          f"there are {nnz} indices and {len(values)} values")
-    if (np.diff(indptr) < 0).any():
+    if (np.diff(indptr.astype(np.int64, copy=False)) < 0).any():  # unsigned diffs wrap
         raise ValueError("sparse input: indptr must not decrease")
     if nnz == 0:
         return

@@ -6,6 +6,7 @@ by one itself, ``_kernels.all_finite``, on the model's threads).
 """
 import collections.abc
 import itertools
+import math
 import numbers
 import os
 import warnings
@@ -51,9 +52,13 @@ def check_learning_rate(value):
     """A finite learning rate > 0."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"learning_rate must be a number, got {value!r}")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"learning_rate must be a finite number > 0, got {value}")
-    return float(value)
+    try:
+        rate = float(value)  # first: a long double or a Fraction may only overflow here
+    except OverflowError:
+        rate = math.inf
+    if not math.isfinite(rate) or rate <= 0:
+        raise ValueError(f"learning_rate must be a finite number > 0, got {str(value):.40}")
+    return rate
 
 
 def check_learning_rates(value, iterations):

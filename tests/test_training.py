@@ -404,7 +404,10 @@ def test_train_rejects_bad_iterations(make, iterations, exc):
     assert_weights_equal(model, saved)
 
 
-BAD_RATES = [0, 0.0, -1.0, float("nan"), float("inf")]
+# The last two are finite as a long double (on x86) and as an int, infinite as a float.
+BAD_RATES = [0, 0.0, -1.0, float("nan"), float("inf"),
+             pytest.param(np.longdouble("1e4000"), id="longdouble-1e4000"),
+             pytest.param(10**400, id="int-10**400")]
 
 
 @pytest.mark.parametrize("learning_rate", BAD_RATES)
