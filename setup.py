@@ -82,6 +82,10 @@ class BuildExt(build_ext):
             opt = ["-O0", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"] if DEBUG else [OPT]
             # The baseline SIMD variant's vector helpers are always inlined: no ABI crosses.
             opt.append("-Wno-psabi")
+            # No multiply-add fused by the compiler's choice (the kernels write theirs as
+            # intrinsics): the same expression then rounds alike in every function, whatever
+            # its target, as MSVC (2022 and later) compiles it by default.
+            opt.append("-ffp-contract=off")
             ldflags = ldflags + (["-fsanitize=address,undefined"] if DEBUG else [])
         for ext in self.extensions:
             ext.extra_compile_args = opt + cflags
