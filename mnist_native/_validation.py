@@ -108,8 +108,15 @@ def as_matrix(values, name, n_columns, dtype, n_threads=1):
             f"{name} must be a 2-D array or a list of equal-length lists of numbers; "
             f"converting it failed: {exc}"
         ) from exc
+    if arr.ndim == 1 and arr.size == 0:
+        raise ValueError(f"{name} is empty: it needs at least one sample")
     if arr.ndim != 2:
-        hint = " (for one sample, wrap it in a list: [x])" if arr.ndim == 1 else ""
+        hint = ""
+        if arr.ndim == 1 and "targets" in name:  # class labels where one-hot rows belong
+            hint = (f" (targets are one-hot rows, one per sample: for class labels, "
+                    f"np.eye({n_columns})[labels])")
+        elif arr.ndim == 1:
+            hint = " (for one sample, wrap it in a list: [x])"
         raise ValueError(f"{name} must be 2-D (samples x features), got shape {arr.shape}{hint}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: it needs at least one sample")

@@ -349,9 +349,24 @@ BAD_INPUTS = {
     "ragged lists": ([[0.5] * N_IN, [0.5] * (N_IN - 1)], TypeError, "inputs"),
     "NaN": (_with_nan([[0.5] * N_IN] * 3, 1, 4), ValueError, "inputs"),
     "inf": (np.full((2, N_IN), np.inf), ValueError, "inputs"),
-    "one sample, not wrapped": ([0.5] * N_IN, ValueError, "inputs"),
+    "one sample, not wrapped": ([0.5] * N_IN, ValueError, "wrap it in a list"),
     "strings": ([["a"] * N_IN], TypeError, "inputs"),
+    "empty": ([], ValueError, "inputs is empty"),
 }
+
+
+@pytest.mark.parametrize("fit", ["train", "predict"])
+def test_class_labels_for_targets_are_told_to_go_one_hot(make, fit):
+    """Integer labels where one-hot rows belong (load_mnist gives labels): the message says
+    how to make the rows, not to wrap the labels in a list."""
+    model, saved = _model_and_weights(make)
+    labels = np.argmax(np.asarray(DATA[1]), axis=1)
+    with pytest.raises(ValueError, match=rf"one-hot rows.*np\.eye\({N_OUT}\)\[labels\]"):
+        if fit == "train":
+            model.train((DATA[0], labels), VALIDATION, iterations=1, plot=False)
+        else:
+            model.predict((DATA[0], labels))
+    assert_weights_equal(model, saved)
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
