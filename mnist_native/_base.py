@@ -120,9 +120,16 @@ class LabNetwork:
         return w1.copy(), w2.copy()
 
     def _set_weights(self, weights):
-        w1, w2 = self._weights()
-        np.copyto(w1, weights[0])
-        np.copyto(w2, weights[1])
+        """Put ``weights`` (w1, w2) in place: into the current arrays where they can hold
+        them, NaN in them or not (what refers to them sees the change), else as new ones."""
+        for (name, shape), value in zip((("W_input_to_hidden", self._w1_shape),
+                                         ("W_hidden_to_output", self._w2_shape)), weights):
+            w = getattr(self, name, None)
+            if (isinstance(w, np.ndarray) and w.dtype == self.dtype and w.shape == shape
+                    and w.flags.writeable):
+                np.copyto(w, value)
+            else:
+                setattr(self, name, np.array(value, dtype=self.dtype, order="C"))
 
     # -- files -------------------------------------------------------------------------
 
@@ -341,11 +348,20 @@ class LabNetwork:
                     trainer.epoch(order, batch_size)
                     measured, val_acc = trainer.measure_training(), trainer.measure_validation()
                 record(measured, val_acc)
-        except KeyboardInterrupt:
-            # Ctrl-C (or a notebook's interrupt): keep the best weights so far and the history
-            # up to here (``self.history``), then let the interrupt go on.
-            history.interrupted = True
-            trainer.restore(best[0])
+        except BaseException as exc:
+            # Ctrl-C (or a notebook's interrupt), or an error (an overriding backpropagate
+            # that raised, or left NaN in the weights): keep the best weights so far and the
+            # history up to here (``self.history``), then let it go on.
+            history.interrupted = isinstance(exc, KeyboardInterrupt)
+            try:
+                trainer.restore(best[0])
+                kept = (f"the weights of iteration {history.best_iteration} (the best "
+                        "validation accuracy so far) are back in place")
+            except Exception:  # weights replaced by arrays of another shape: leave them
+                kept = "the weights could not be put back"
+            if not history.interrupted and hasattr(exc, "add_note"):  # Python >= 3.11
+                exc.add_note(f"mnist_native: raised in training iteration "
+                             f"{history.iterations + 1} of {iterations}; {kept}")
             raise
         trainer.restore(best[0])
 

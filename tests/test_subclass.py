@@ -156,3 +156,38 @@ def test_student_feedforward_then_native_backpropagate_by_hand():
                                 [0.8108066358053868, 0.19316317245311515],
                                 [0.2540331790269339, -0.4341841377344243]], rtol=0, atol=1e-12)
     assert counts["feedforward"] == 1
+
+
+@pytest.mark.parametrize("breaks", ["nan", "raises"])
+def test_an_override_that_fails_midway_leaves_the_best_weights(breaks):
+    """A backpropagate that leaves NaN in the weights (caught by the next measure) or raises,
+    at its 6th call: train() puts the best weights so far back (NaN-free, the same as a run
+    of that many iterations), keeps the history, and says in which iteration it happened
+    (a note, on Python 3.11+)."""
+    rng = np.random.default_rng(3)
+    x = rng.random((60, N_IN))
+    y = np.eye(N_OUT)[rng.integers(0, N_OUT, 60)]
+    calls = []
+
+    class Broken(mnist_native.NeuralNetwork):
+        def backpropagate(self, targets, learning_rate=5.0):
+            super().backpropagate(targets, learning_rate)
+            calls.append(1)
+            if len(calls) == 6:
+                if breaks == "raises":
+                    raise RuntimeError("student's bug")
+                self.W_hidden_to_output[0, 0] = np.nan
+
+    model = Broken(N_IN, N_HIDDEN, N_OUT, seed=1)
+    with pytest.raises((ValueError, RuntimeError)) as info:
+        model.train((x, y), (x[:20], y[:20]), 10, 2.0, plot=False)
+    history = model.history
+    assert history.iterations == 5  # the 6th iteration's step, or the measure after it, failed
+    assert not history.interrupted
+    kept = mnist_native.NeuralNetwork(N_IN, N_HIDDEN, N_OUT, seed=1)  # the same steps, whole
+    kept.train((x, y), (x[:20], y[:20]), history.best_iteration, 2.0, plot=False)
+    np.testing.assert_array_equal(model.W_input_to_hidden, kept.W_input_to_hidden)
+    np.testing.assert_array_equal(model.W_hidden_to_output, kept.W_hidden_to_output)
+    assert model.predict((x, y)) == kept.predict((x, y))
+    if hasattr(info.value, "add_note"):
+        assert "iteration 6 of 10" in str(info.value.__notes__)
