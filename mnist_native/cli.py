@@ -196,8 +196,11 @@ def run_train(args):
     from .plotting import plot_learning_curves
 
     save = None
-    if args.save:
+    if args.save is not None:
         save = Path(args.save).expanduser()
+        if not args.save.strip() or save.name in ("", ".", "..") or save.is_dir():
+            raise CommandError(f"cannot write the model to {args.save!r}: give a file name, "
+                               "e.g. --save model.npz")
         if save.suffix != ".npz":
             save = save.with_name(save.name + ".npz")  # what np.savez would write
         check_output(save, "model")

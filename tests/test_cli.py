@@ -134,6 +134,10 @@ def test_bad_command_line_in_a_subprocess(tmp_path):
     (["train", "--plot", "{tmp}/no/such/folder/c.png"], "does not exist"),
     (["train", "--plot", "{tmp}/curves.txt"], "must end with one of"),
     (["train", "--save", "{tmp}/no/such/folder/m.npz"], "does not exist"),
+    (["train", "--save", "{tmp}"], "give a file name"),  # a folder
+    (["train", "--save", "."], "give a file name"),
+    (["train", "--save", ".."], "give a file name"),
+    (["train", "--save", ""], "give a file name"),
     (["train", "--plot", "{tmp}"], "it is a folder"),
     (["sweep", "--data", "{tmp}/nowhere"], "MNIST not found"),
     (["sweep", "--plot", "{tmp}/grid.nope"], "must end with one of"),
