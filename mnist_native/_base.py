@@ -156,11 +156,9 @@ class LabNetwork:
     @classmethod
     def _from_network_file(cls, contents, **kwargs):
         """A model from ``model_file.read_network``'s checked contents."""
-        from . import transfer_functions as tf
-
-        pairs = {"sigmoid": (tf.sigmoid, tf.dsigmoid), "tanh": (tf.tanh, tf.dtanh)}
         kwargs.setdefault("dtype", contents["dtype"])
-        model = cls(*contents["sizes"], *pairs[contents["transfer"]], **kwargs)
+        model = cls(*contents["sizes"], *model_file.TRANSFER_PAIRS[contents["transfer"]],
+                    **kwargs)
         model.weights_init(*contents["weights"])
         model.loss_kind = contents["loss"]
         return model

@@ -30,10 +30,15 @@ from math import prod
 import numpy as np
 from numpy.lib import format as npy_format
 
+from . import transfer_functions as tf
+
 FORMAT_VERSION = 1
 DTYPE_NAMES = ("float32", "float64")
 LOSS_NAMES = ("", "mse", "cross-entropy")  # "": never trained
-TRANSFER_NAMES = ("sigmoid", "tanh")
+# The transfer pairs a file can name: the package's own functions, told apart by identity
+# (a function of the same name written elsewhere may compute something else).
+TRANSFER_PAIRS = {"sigmoid": (tf.sigmoid, tf.dsigmoid), "tanh": (tf.tanh, tf.dtanh)}
+TRANSFER_NAMES = tuple(TRANSFER_PAIRS)
 NAME_CHARS = 64  # longest name held by a text member of a network file
 
 
@@ -207,10 +212,16 @@ def network_from_fields(fields, name):
 
 def network_fields(model):
     """What ``save`` writes for ``model`` (a LabNetwork): {member name: value}."""
+    pair = (model.transfer_f, model.transfer_df)
+    transfer = next((name for name, known in TRANSFER_PAIRS.items() if known == pair), None)
+    if transfer is None:
+        names = "/".join(getattr(f, "__name__", repr(f)) for f in pair)
+        raise ValueError(f"save() keeps mnist_native's own transfer functions only (sigmoid/"
+                         f"dsigmoid, tanh/dtanh), and this model has {names}: its file could "
+                         "not be loaded. Pickle it to copy it within one installation.")
     w1, w2 = model._weights()
     return dict(format_version=FORMAT_VERSION, W_input_to_hidden=w1, W_hidden_to_output=w2,
-                dtype=str(model.dtype), loss=model.loss_kind or "",
-                transfer=model.transfer_f.__name__)
+                dtype=str(model.dtype), loss=model.loss_kind or "", transfer=transfer)
 
 
 def write(path, fields):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mnist_native
-from mnist_native import dtanh, reference, tanh
+from mnist_native import dsigmoid, dtanh, reference, tanh
 
 RNG = np.random.default_rng(0)
 X = RNG.random((40, 12))
@@ -59,6 +59,29 @@ def test_transfer_functions_are_kept(cls, tmp_path):
     model.save(tmp_path / "tanh.npz")
     back = cls.load(tmp_path / "tanh.npz")
     assert back.transfer_f is tanh and back.transfer_df is dtanh
+
+
+def relu(x):
+    return np.maximum(x, 0)
+
+
+def drelu(x):
+    return (np.asarray(x) > 0).astype(float)
+
+
+def sigmoid(x):  # a student's own, under the package's name: not taken for it
+    return 1 / (1 + np.exp(-x))
+
+
+@pytest.mark.parametrize("pair", [(relu, drelu), (sigmoid, dsigmoid), (tanh, dsigmoid),
+                                  (lambda x: x, lambda x: 1)])
+def test_save_refuses_transfer_functions_a_file_cannot_name(cls, tmp_path, pair):
+    """A file names its transfer pair; only the package's own pairs load back, so save()
+    refuses others before writing anything (load would have refused the file)."""
+    model = cls(4, 5, 3, *pair, seed=1)
+    with pytest.raises(ValueError, match="own transfer functions only"):
+        model.save(tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
 
 
 def test_a_loaded_model_trains_on_from_its_weights(tmp_path, capsys):
