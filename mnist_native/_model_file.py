@@ -79,6 +79,10 @@ KIND_NAMES = {"b": "booleans", "i": "integers", "u": "integers", "f": "float32 o
               "U": "text"}
 
 
+# What a scikit-learn estimator's file adds: its classes, one label per output.
+CLASSES_MEMBER = Member("classes", "biufU", 1, max_chars=1024)
+
+
 def describe_kinds(kinds):
     return " or ".join(dict.fromkeys(KIND_NAMES[k] for k in kinds))
 

@@ -652,6 +652,7 @@ def predict_probabilities(model, inputs):
 
 def run_predict(args):
     from . import NeuralNetwork
+    from . import _model_file as model_file
     from .imaging import DigitImageError, image_to_input
 
     if args.preview:
@@ -670,6 +671,13 @@ def run_predict(args):
         raise CommandError(f"{args.model}: a {model.input_layer_size - 1}-input, "
                            f"{model.output_layer_size}-output model is not an MNIST digit "
                            "classifier (784 inputs, 10 outputs)")
+    classes = model_file.read_members(args.model, model_file.NETWORK_MEMBERS,
+                                      (model_file.CLASSES_MEMBER,)).get("classes")
+    if classes is not None and not np.array_equal(classes, np.arange(10)):
+        # A scikit-learn estimator's file: its outputs are its classes, not digits 0 to 9.
+        raise CommandError(f"{args.model}: a scikit-learn classifier whose outputs are the "
+                           f"classes {', '.join(map(str, classes))}, not the digits 0 to 9 "
+                           "in order: predict with NeuralNetworkClassifier.load(...)")
     try:
         inputs = np.stack([image_to_input(path, invert=args.invert) for path in args.images])
     except DigitImageError as exc:

@@ -43,7 +43,7 @@ PREDICT_CHUNK_BYTES = 16 * 2**20
 
 # Model file: the network's members plus these (see save/load).
 ESTIMATOR_FILE_FORMAT = 1
-ESTIMATOR_MEMBERS = (model_file.Member("classes", "biufU", 1, max_chars=1024),
+ESTIMATOR_MEMBERS = (model_file.CLASSES_MEMBER,
                      model_file.Member("estimator", "U", 0, max_chars=2**16))
 OPTIONAL_MEMBERS = (model_file.Member("feature_names_in", "U", 1, max_chars=1024),)
 

@@ -173,3 +173,26 @@ def test_predict_bad_input_is_one_clean_line(case, untrained_model, tmp_path):
     assert_clean_error(result, status=1, command="predict")
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("labels, refused", [(np.arange(10), False),
+                                             (np.arange(1, 11), True),
+                                             (np.array([f"d{i}" for i in range(10)]), True)])
+def test_predict_refuses_an_estimator_whose_classes_are_not_the_digits(labels, refused,
+                                                                      tmp_path):
+    """The command line names outputs 0 to 9: an estimator's file with other classes (its
+    outputs are those, in their order) is refused, not read as digits."""
+    pytest.importorskip("sklearn", reason="the estimator needs scikit-learn")
+    from mnist_native.sklearn import NeuralNetworkClassifier
+
+    x = np.random.default_rng(0).random((40, 784))
+    est = NeuralNetworkClassifier(hidden_layer_size=8, max_iter=1, random_state=0,
+                                  num_threads=1).fit(x, np.resize(labels, 40))
+    est.save(tmp_path / "est.npz")
+    image = render(np.eye(28).ravel(), tmp_path / "stroke.png", scale=3, offset=(0, 0))
+    result = run("predict", image, "--model", tmp_path / "est.npz", cwd=tmp_path)
+    if refused:
+        assert_clean_error(result, status=1, command="predict")
+        assert "not the digits 0 to 9" in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
