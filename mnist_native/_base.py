@@ -64,7 +64,11 @@ class LabNetwork:
         self.dtype = v.check_dtype(dtype)
         weights = (n_in + 1) * n_hidden + (n_hidden + 1) * n_out
         v.check_fits_in_memory(weights * self.dtype.itemsize, f"a {n_in}-{n_hidden}-{n_out} network")
-        self.rng = np.random.default_rng(seed)
+        try:
+            self.rng = np.random.default_rng(seed)
+        except (TypeError, ValueError) as exc:  # NumPy's message does not name the argument
+            raise type(exc)(f"seed must be None, a non-negative int or a numpy Generator, "
+                            f"got {seed!r} ({exc})") from exc
         self.loss_kind = None  # "mse" or "cross-entropy" once trained
         self.weights_init()
 

@@ -116,6 +116,9 @@ def read_members(path, members, optional=()):
     """
     if hasattr(path, "read"):
         return _read_open_file(path, _name_of(path), members, optional)
+    path = os.fspath(path)
+    if not os.path.exists(path) and os.path.isfile(path + ".npz"):
+        path += ".npz"  # where save() (np.savez) wrote a name without the suffix
     with open(path, "rb") as f:
         return _read_open_file(f, os.fspath(path), members, optional)
 

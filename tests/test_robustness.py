@@ -242,3 +242,10 @@ def test_kernels_refuse_a_scratch_smaller_than_their_threads():
     _kernels.weight_update(w, a, delta, 0.1, np.empty((2, 15)), 2)
     np.testing.assert_allclose(u, 3.0)
     np.testing.assert_allclose(w, 1.0 - 0.1 * 4)
+
+
+@pytest.mark.parametrize("cls", [mn.NeuralNetwork, reference.NeuralNetwork])
+@pytest.mark.parametrize("seed, exc", [(-1, ValueError), ("x", TypeError), (1.5, TypeError)])
+def test_a_bad_seed_is_named(cls, seed, exc):
+    with pytest.raises(exc, match="seed must be"):
+        cls(3, 2, 2, seed=seed)

@@ -84,6 +84,17 @@ def test_save_refuses_transfer_functions_a_file_cannot_name(cls, tmp_path, pair)
     assert not list(tmp_path.iterdir())
 
 
+def test_load_finds_the_file_save_wrote_under_a_name_without_npz(cls, tmp_path):
+    model = cls(12, 7, 3, seed=1)
+    model.save(tmp_path / "model")  # written as model.npz, as np.savez names it
+    assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]
+    for name in (tmp_path / "model", str(tmp_path / "model")):
+        back = cls.load(name)
+        np.testing.assert_array_equal(back.W_input_to_hidden, model.W_input_to_hidden)
+    with pytest.raises(FileNotFoundError):
+        cls.load(tmp_path / "other")
+
+
 def test_a_loaded_model_trains_on_from_its_weights(tmp_path, capsys):
     model = trained(mnist_native.NeuralNetwork, "float64", "mse")
     model.save(tmp_path / "m.npz")
