@@ -408,3 +408,12 @@ def test_the_callers_state_is_left_alone():
     assert report.passed, str(report)
     assert np.random.rand() == expected  # the global random state is as it was
     assert plt.show is show and plt.get_fignums() == figures
+
+
+@pytest.mark.parametrize("timeout, exc", [(0, ValueError), (-1, ValueError), ("x", ValueError),
+                                          (float("nan"), ValueError), (True, ValueError)])
+def test_a_bad_timeout_is_refused_before_any_check(timeout, exc):
+    """As the command line refuses it: a timeout of 0 had reported every method of a right
+    network as timed out."""
+    with pytest.raises(exc, match="timeout must be"):
+        check(mnist_native.NeuralNetwork, timeout=timeout)

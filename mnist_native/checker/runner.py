@@ -1,4 +1,7 @@
 """``check``: every method of a student's network, in the lab's order, into one Report."""
+import math
+import numbers
+
 from . import guard
 from .constructor import check_constructor
 from .numeric import check_backpropagate, check_feedforward
@@ -62,6 +65,9 @@ def check(network, *, raise_on_failure=False, timeout=DEFAULT_TIMEOUT):
     arguments) escapes from ``check`` as an exception; it becomes a finding.
     """
     cls = network_class(network)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real)
+                                or not 0 < timeout < math.inf):
+        raise ValueError(f"timeout must be a number of seconds > 0, or None, got {timeout!r}")
     report = run_checks(cls, describe(cls), timeout=timeout)
     if raise_on_failure and not report.passed:
         raise CheckFailed(report)
