@@ -68,7 +68,8 @@ def plot_sweep(runs, title=None, fig=None):
     rates = sorted({r.learning_rate for r in runs})
     colours = {lr: f"C{i % 10}" for i, lr in enumerate(rates)}
     if fig is None:
-        fig = plt.figure(figsize=(4.2 * len(hiddens), 3.2 * len(groups) + 0.6))
+        # At least 11 inches wide: the title and the legend's row need it with one column.
+        fig = plt.figure(figsize=(max(4.2 * len(hiddens), 11.0), 3.2 * len(groups) + 0.6))
     axes = np.atleast_2d(fig.subplots(len(groups), len(hiddens), sharey=True, squeeze=False))
     for r in runs:
         ax = axes[groups.index((r.training_set, r.loss)), hiddens.index(r.hidden)]

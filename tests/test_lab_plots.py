@@ -101,6 +101,17 @@ def test_sweep_grid_one_row_per_set_and_loss_one_column_per_hidden_size(tmp_path
         plot_sweep([])
 
 
+def test_sweep_grid_of_one_hidden_size_is_wide_enough_for_its_title_and_legend():
+    """One column (sweep --hidden 30) had a figure 4.2 inches wide: both were cut off."""
+    fig = plot_sweep([r for r in grid_runs() if r.hidden == 30])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    width = fig.bbox.width
+    for artist in (fig._suptitle, fig.legends[0]):
+        box = artist.get_window_extent(renderer)
+        assert box.x0 >= 0 and box.x1 <= width
+
+
 def test_show_digits_rows_of_columns(tmp_path):
     images = [np.random.default_rng(i).random(784).tolist() for i in range(7)]
     labels = [np.eye(10)[i].tolist() for i in range(7)]
