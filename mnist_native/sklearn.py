@@ -339,6 +339,13 @@ class NeuralNetworkClassifier(ClassifierMixin, BaseEstimator):
         classes = fields["classes"]
         if meta["classes_dtype"] == "object":
             classes = classes.astype(object)
+        fits = {"hidden_layer_size": (hidden == p.hidden, f"{hidden} hidden units"),
+                "loss": (contents["loss"] == ("cross-entropy" if p.cross_entropy else "mse"),
+                         f"trained with {contents['loss']!r}")}
+        for key, (ok, what) in fits.items():
+            if key in params and not ok:  # the caller's override, not the file, is at fault
+                raise ValueError(f"{key}={params[key]!r} given to load() does not fit the "
+                                 f"network of {name}: {what}")
         problems = []
         if hidden != p.hidden:
             problems.append(f"hidden_layer_size {p.hidden} but {hidden} hidden units")

@@ -370,3 +370,13 @@ def test_a_batch_size_beyond_the_data_is_one_step_of_it_all():
     huge = classifier(batch_size=2**62, max_iter=2).fit(X, NAMES)
     whole = classifier(batch_size=len(X), max_iter=2).fit(X, NAMES)
     assert_same_weights(huge, whole)
+
+
+@pytest.mark.parametrize("override, message", [({"hidden_layer_size": 7}, "5 hidden units"),
+                                               ({"loss": "mse"}, "trained with")])
+def test_load_blames_an_override_that_does_not_fit_not_the_file(tmp_path, override, message):
+    est = classifier(hidden_layer_size=5).fit(X, NAMES)
+    est.save(tmp_path / "good.npz")
+    with pytest.raises(ValueError, match=f"given to load\\(\\) does not fit.*{message}") as info:
+        NeuralNetworkClassifier.load(tmp_path / "good.npz", **override)
+    assert "not a model file" not in str(info.value)
