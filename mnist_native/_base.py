@@ -43,6 +43,21 @@ def percent_correct(outputs, labels):
     return 100.0 * np.count_nonzero(np.argmax(outputs, axis=1) == labels) / len(labels)
 
 
+def outputs_of(model, n, method):
+    """``model.o_output`` once ``method`` (the name of a forward pass, maybe a student's
+    own) has run on ``n`` samples: checked to be one row of numbers per sample."""
+    out = getattr(model, "o_output", None)
+    if out is None:
+        raise AttributeError(f"{method} did not set self.o_output: the lab's forward pass "
+                             "leaves the network's outputs there")
+    out = np.asarray(out)
+    if out.dtype.kind not in "fiub" or out.shape != (n, model.output_layer_size):
+        raise ValueError(f"after {method} on {n} samples, self.o_output has shape "
+                         f"{out.shape} ({out.dtype}); expected ({n}, "
+                         f"{model.output_layer_size}) numbers: one row of outputs a sample")
+    return out
+
+
 class LabNetwork:
     """One-hidden-layer network with the lab's interface (see ``mnist_native.NeuralNetwork``)."""
 
@@ -223,7 +238,8 @@ class LabNetwork:
         labels = np.argmax(v.check_one_hot(self._targets(targets, "test_data targets"),
                                            "test_data targets"), axis=1)
         self.feedforward(inputs)
-        return int(np.count_nonzero(np.argmax(self.o_output, axis=1) == labels))
+        out = outputs_of(self, len(labels), "feedforward")
+        return int(np.count_nonzero(np.argmax(out, axis=1) == labels))
 
     # -- training ------------------------------------------------------------------------
 
@@ -387,7 +403,7 @@ class MethodTrainer:
         self.cross_entropy = cross_entropy
 
     def _measure(self):
-        out = self.model.o_output
+        out = outputs_of(self.model, self.n_samples, self.forward.__name__)
         logits = getattr(self.model, "u_output", None) if self.cross_entropy else None
         return (percent_correct(out, self.labels),
                 mean_loss(out, self.target_array, self.cross_entropy, logits))
@@ -416,7 +432,8 @@ class MethodTrainer:
 
     def measure_validation(self):
         self.forward(self.val_inputs)
-        return percent_correct(self.model.o_output, self.val_labels)
+        return percent_correct(outputs_of(self.model, len(self.val_labels),
+                                          self.forward.__name__), self.val_labels)
 
     def snapshot(self):
         return self.model._copy_weights()

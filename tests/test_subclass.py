@@ -191,3 +191,28 @@ def test_an_override_that_fails_midway_leaves_the_best_weights(breaks):
     assert model.predict((x, y)) == kept.predict((x, y))
     if hasattr(info.value, "add_note"):
         assert "iteration 6 of 10" in str(info.value.__notes__)
+
+
+@pytest.mark.parametrize("mistake, exc, message", [
+    ("one row", ValueError, r"self\.o_output has shape \(4,\).*expected \(30, 4\)"),
+    ("never set", AttributeError, "feedforward did not set self.o_output"),
+])
+@pytest.mark.parametrize("call", ["predict", "train"])
+def test_a_feedforward_that_leaves_wrong_outputs_is_named(mistake, exc, message, call):
+    """An override whose o_output is not one row a sample gets a message naming it, not
+    NumPy's broadcasting error (or a bare AttributeError) from inside the package."""
+    rng = np.random.default_rng(4)
+    x, y = rng.random((30, N_IN)), np.eye(N_OUT)[rng.integers(0, N_OUT, 30)]
+
+    class Wrong(mnist_native.NeuralNetwork):
+        def feedforward(self, inputs):
+            if mistake == "one row":
+                super().feedforward(inputs)
+                self.o_output = self.o_output[0]
+
+    model = Wrong(N_IN, N_HIDDEN, N_OUT, seed=1)
+    with pytest.raises(exc, match=message):
+        if call == "predict":
+            model.predict((x, y))
+        else:
+            model.train((x, y), (x, y), 2, 1.0, plot=False)
