@@ -241,6 +241,21 @@ class Batches:
         self.n = len(inputs)
 
 
+# Multiply-adds of a forward pass over both sets below which the passes run on one thread
+# (FusedTrainer.pass_threads).  Measured (Xeon, AVX-512 kernels, idle, hidden 30, 300
+# full-batch iterations, MNIST with a fifth as many validation images; best of 5): 2
+# threads against 1 at 10, 100, 300, 400, 500, 700 and 1,000 training images (1e5 to 8e6
+# multiply-adds a pass; up to 512 images are one training chunk) 0.66, 0.81, 0.95, 0.97,
+# 0.95, 1.28 and 1.8x.  On a machine busy with other work the small runs were far slower.
+PASS_SHARE_WORK = 1 << 22
+
+
+def pass_work(train, val, hp):
+    """Multiply-adds of one forward pass over the ``Batches`` train and val, for hp hidden
+    units: every stored entry and dense value, and the bias, times hp."""
+    return sum(int(b.indptr[-1]) + b.n * (b.dense.shape[1] + 1) for b in (train, val)) * hp
+
+
 def pixel_runs(batches, n_in, chunk):
     """The sparse entries of ``batches`` regrouped for the gradient kernel, for chunks of
     ``chunk`` samples: (group_runs, run_start, run_pixel, run_sample, run_value), see
@@ -292,6 +307,11 @@ class FusedTrainer:
         self.loss = _kernels.LOSS_XE if cross_entropy else _kernels.LOSS_MSE
         self.act = activation
         self.threads = model.num_threads
+        # The passes over whole sets (full batch, measuring) run on one thread when a pass is
+        # too little work to share: waking a second thread costs microseconds, and far more
+        # when other programs keep the cores busy.  The same bits either way.
+        self.pass_threads = (1 if pass_work(self.train, self.val, hp) < PASS_SHARE_WORK
+                             else self.threads)
         self.h = h
         # Padded weights: padding columns are zero and stay zero (their gradient is zero).
         self.w1 = aligned_zeros((n_in + 1, hp), dtype)
@@ -379,14 +399,14 @@ class FusedTrainer:
             self.w1, self.w2t, self.b2, self.stats, self.u, self.d, self.cursor, self.rows,
             self.o, self.w2s, batches.indptr, batches.indices, batches.values, batches.dense,
             self.dcols, batches.targets, batches.labels, batches.identity, self.h,
-            measure_chunk_size(batches.n), self.loss, self.act, self.threads)
+            measure_chunk_size(batches.n), self.loss, self.act, self.pass_threads)
         return 100.0 * correct / batches.n, loss_sum / batches.n
 
     def _full_batch_pass(self, step, gradient):
         """(training accuracy %, mean loss), validation accuracy %: see
         _train.full_batch_pass."""
         train_loss, train_correct, _, val_correct = _train.full_batch_pass(
-            *self._pass_arrays, step, self.loss, self.act, gradient, self.threads)
+            *self._pass_arrays, step, self.loss, self.act, gradient, self.pass_threads)
         n, n_val = self.train.n, self.val.n
         return (100.0 * train_correct / n, train_loss / n), 100.0 * val_correct / n_val
 

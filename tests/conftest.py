@@ -66,6 +66,16 @@ def mnist_dir():
     return Path(path)
 
 
+@pytest.fixture(autouse=True)
+def _small_passes_shared(monkeypatch):
+    """The tests' data are small: their full-batch and measuring passes would run on one
+    thread (``_fused.PASS_SHARE_WORK``), so here every thread takes part, and the parallel
+    path is what they test.  ``test_fused.py`` tests the cut-off itself."""
+    from mnist_native import _fused
+
+    monkeypatch.setattr(_fused, "PASS_SHARE_WORK", 0)
+
+
 # One line per kernel variant in the summary (test_variants.py): which ran, and which were
 # skipped because this CPU lacks them.
 _variant_outcomes = {}

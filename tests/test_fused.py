@@ -929,7 +929,7 @@ def test_passes_refuse_no_threads():
     trainer = _fused.FusedTrainer(model, (x, y), (xv, yv), 0.5, False, None, 1)
     with pytest.raises(ValueError, match="n_threads must be >= 1"):
         _train.full_batch_pass(*trainer._pass_arrays, 0.0, 0, 1, True, 0)
-    trainer.threads = 0
+    trainer.pass_threads = 0  # what the measuring pass runs on
     with pytest.raises(ValueError, match="n_threads must be >= 1"):
         trainer.measure_training()
 
@@ -973,3 +973,22 @@ def test_csr_fill_takes_as_many_columns_as_uint16_indices_hold():
         else:
             with pytest.raises(ValueError, match="x at most 65536 columns"):
                 _train.csr_fill(*args)
+
+
+def test_passes_too_small_to_share_run_on_one_thread(monkeypatch):
+    """The cut-off the other tests turn off (conftest.py): a pass below PASS_SHARE_WORK
+    multiply-adds runs on one thread, a larger one on the model's; the same bits."""
+    monkeypatch.setattr(_fused, "PASS_SHARE_WORK", 1 << 18)  # a smaller cut, smaller data
+    rng = np.random.default_rng(8)
+    for n, want_one in ((40, True), (4000, False)):
+        data, val = make_data(rng, n, 60, 5, 0.3), make_data(rng, n // 4, 60, 5, 0.3)
+        model = mn.NeuralNetwork(60, 30, 5, num_threads=2, seed=1)
+        trainer = _fused.FusedTrainer(model, data, val, 0.5, False, None, 1)
+        work = _fused.pass_work(trainer.train, trainer.val, 32)
+        assert (work < 1 << 18) == want_one
+        assert trainer.pass_threads == (1 if want_one else model.num_threads)
+        one = train(mn.NeuralNetwork, (60, 30, 5), data, val, np.float64, threads=1,
+                    iterations=3, learning_rate=0.5)
+        two = train(mn.NeuralNetwork, (60, 30, 5), data, val, np.float64, threads=2,
+                    iterations=3, learning_rate=0.5)
+        assert np.array_equal(one[0].W_input_to_hidden, two[0].W_input_to_hidden)
