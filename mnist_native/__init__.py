@@ -62,7 +62,7 @@ def build_info():
         derived from them: tiles of weight rows and when to prefetch, in bytes);
         ``flushes_subnormals`` (bool: the fused kernels that ``train`` and ``train_xe``
         run treat floats too small to be normal, below 1.2e-38 in float32, as 0, which
-        keeps them fast; x86-64 and aarch64 builds do, but MSVC's on ARM64).
+        keeps them fast; x86-64 and aarch64 builds do, except MSVC's for ARM64).
     """
     return {
         "version": __version__,

@@ -245,8 +245,9 @@ class Batches:
 # (FusedTrainer.pass_threads).  Measured (Xeon, AVX-512 kernels, idle, hidden 30, 300
 # full-batch iterations, MNIST with a fifth as many validation images; best of 5): 2
 # threads against 1 at 10, 100, 300, 400, 500, 700 and 1,000 training images (1e5 to 8e6
-# multiply-adds a pass; up to 512 images are one training chunk) 0.66, 0.81, 0.95, 0.97,
-# 0.95, 1.28 and 1.8x.  On a machine busy with other work the small runs were far slower.
+# multiply-adds a pass; up to 512 images are one training chunk) 0.66, 0.81, 0.90 to 0.95,
+# 0.97, 0.95, 1.28 and 1.8x (the last in the benchmark's own run).  On a machine busy with
+# other work the small runs were far slower.
 PASS_SHARE_WORK = 1 << 22
 
 

@@ -120,7 +120,7 @@ def read_members(path, members, optional=()):
     if not os.path.exists(path) and os.path.isfile(path + ".npz"):
         path += ".npz"  # where save() (np.savez) wrote a name without the suffix
     with open(path, "rb") as f:
-        return _read_open_file(f, os.fspath(path), members, optional)
+        return _read_open_file(f, path, members, optional)
 
 
 def _name_of(f):

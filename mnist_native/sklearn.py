@@ -339,19 +339,19 @@ class NeuralNetworkClassifier(ClassifierMixin, BaseEstimator):
         classes = fields["classes"]
         if meta["classes_dtype"] == "object":
             classes = classes.astype(object)
-        fits = {"hidden_layer_size": (hidden == p.hidden, f"{hidden} hidden units"),
-                "loss": (contents["loss"] == ("cross-entropy" if p.cross_entropy else "mse"),
-                         f"trained with {contents['loss']!r}")}
-        for key, (ok, what) in fits.items():
-            if key in params and not ok:  # the caller's override, not the file, is at fault
+        # The network's own settings, against the parameters: a mismatch is the caller's
+        # override at fault where load() was given that parameter, else the file.
+        mismatches = {
+            "hidden_layer_size": (hidden != p.hidden, f"{hidden} hidden units"),
+            "loss": (contents["loss"] != ("cross-entropy" if p.cross_entropy else "mse"),
+                     f"a network trained with {contents['loss']!r}")}
+        problems = []
+        for key, (differs, what) in mismatches.items():
+            if differs and key in params:
                 raise ValueError(f"{key}={params[key]!r} given to load() does not fit the "
                                  f"network of {name}: {what}")
-        problems = []
-        if hidden != p.hidden:
-            problems.append(f"hidden_layer_size {p.hidden} but {hidden} hidden units")
-        if contents["loss"] != ("cross-entropy" if p.cross_entropy else "mse"):
-            problems.append(f"loss {estimator.loss!r} but a network trained with "
-                            f"{contents['loss']!r}")
+            if differs:
+                problems.append(f"{key} {getattr(estimator, key)!r} but {what}")
         if len(classes) != n_out or n_out < 2 or not np.array_equal(np.unique(classes), classes):
             problems.append(f"{n_out} outputs for the classes {classes[:10]!r}")
         names = fields.get("feature_names_in")
